@@ -1,0 +1,75 @@
+"""AlexNet as BVLC's Caffe deploy.prototxt defines it, with the paper's layer names.
+
+Layer by layer the model follows bvlc_alexnet/deploy.prototxt (Caffe names in the
+comments); the paper (and the Keras port it used) calls the layers conv_1 .. conv_5
+and dense_1 .. dense_3, and splits the two-group convolutions into conv_2_1/conv_2_2,
+conv_4_1/conv_4_2 and conv_5_1/conv_5_2. Dropout is left out: it is the identity at
+inference. Input: NHWC float32, BGR, mean already subtracted, 227 x 227.
+
+flavour="caffenet" is BVLC's CaffeNet (caffenet_deploy.prototxt): the same layers
+and weight shapes, but each pooling comes before its LRN instead of after it.
+"""
+
+import keras
+
+from replication.models import WeightGroup, set_weight_groups
+from replication.models.layers import LRN, CaffePooling2D, grouped_conv2d, grouped_member_names
+
+FLAVOURS = ("alexnet", "caffenet")
+IMAGE_SIZE = 227
+
+# Caffe's LRN parameters for norm1 and norm2 (k is Caffe's default).
+_LRN = dict(local_size=5, alpha=1e-4, beta=0.75, k=1.0)
+# Caffe's pool1, pool2, pool5.
+_POOL = dict(method="MAX", kernel=3, stride=2)
+
+
+def build_alexnet(flavour: str = "alexnet", image_size: int = IMAGE_SIZE) -> keras.Model:
+    """The Keras AlexNet (or CaffeNet); its output is the softmax layer "prob",
+    whose input is the logits of dense_3 (Caffe's fc8)."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown AlexNet flavour {flavour!r}; choose one of {FLAVOURS}")
+    lrn_first = flavour == "alexnet"
+
+    def normalise_and_pool(x, index):
+        lrn = LRN(**_LRN, name=f"norm_{index}")
+        pool = CaffePooling2D(**_POOL, name=f"pool_{index}")
+        return pool(lrn(x)) if lrn_first else lrn(pool(x))
+
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = grouped_conv2d(image, 96, 11, stride=4, activation="relu", name="conv_1")  # conv1 + relu1
+    x = normalise_and_pool(x, 1)  # norm1, pool1
+    x = grouped_conv2d(x, 256, 5, pad=2, groups=2, activation="relu", name="conv_2")  # conv2 + relu2
+    x = normalise_and_pool(x, 2)  # norm2, pool2
+    x = grouped_conv2d(x, 384, 3, pad=1, activation="relu", name="conv_3")  # conv3 + relu3
+    x = grouped_conv2d(x, 384, 3, pad=1, groups=2, activation="relu", name="conv_4")  # conv4 + relu4
+    x = grouped_conv2d(x, 256, 3, pad=1, groups=2, activation="relu", name="conv_5")  # conv5 + relu5
+    x = CaffePooling2D(**_POOL, name="pool_5")(x)  # pool5
+    pool5_hwc = tuple(x.shape[1:])
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(4096, activation="relu", name="dense_1")(x)  # fc6 + relu6 (drop6: identity)
+    x = keras.layers.Dense(4096, activation="relu", name="dense_2")(x)  # fc7 + relu7 (drop7: identity)
+    logits = keras.layers.Dense(1000, name="dense_3")(x)  # fc8
+    prob = keras.layers.Softmax(name="prob")(logits)  # prob
+    model = keras.Model(image, prob, name=flavour)
+
+    set_weight_groups(
+        model,
+        [
+            WeightGroup("conv_1", grouped_member_names("conv_1", 1), "conv1"),
+            WeightGroup("conv_2", grouped_member_names("conv_2", 2), "conv2"),
+            WeightGroup("conv_3", grouped_member_names("conv_3", 1), "conv3"),
+            WeightGroup("conv_4", grouped_member_names("conv_4", 2), "conv4"),
+            WeightGroup("conv_5", grouped_member_names("conv_5", 2), "conv5"),
+            # Caffe flattens pool5 channel-major, Keras channel-last.
+            WeightGroup("dense_1", ("dense_1",), "fc6", flatten_hwc=pool5_hwc),
+            WeightGroup("dense_2", ("dense_2",), "fc7"),
+            WeightGroup("dense_3", ("dense_3",), "fc8"),
+        ],
+    )
+    return model
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The same network without the final softmax: outputs the input of "prob"."""
+    return keras.Model(model.inputs, model.get_layer("prob").input, name=f"{model.name}_logits")
