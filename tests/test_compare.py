@@ -1,0 +1,215 @@
+"""The claims table on a synthetic results table built so that some claims hold and some fail.
+
+The numbers below are invented to exercise the logic, not measured: each curve is
+given as the fraction of the baseline it keeps, by linear interpolation between knots.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from replication import compare, stats
+from replication.errors import ReplicationError, run_cli
+
+BASELINE = 0.791
+LEVELS = [round(0.1 * i, 1) for i in range(1, 11)]
+OFFSETS = [-0.002, -0.001, 0.0, 0.001, 0.002]  # 5 repeats, mean exactly on the curve
+KNOTS = {  # synapse knockout: (levels, fraction of baseline kept)
+    "conv_1": ([0, 0.3, 0.5, 1], [1, 0.7, 0.5, 0.01]),  # 0.5 kept at 50%: the paper's 0.269/0.791 = 0.34 fails
+    "conv_2": ([0, 0.5, 0.9, 1], [1, 0.767, 0.5, 0.3]),  # 0.607/0.791 = 0.767 at 50%: holds
+    "conv_3": ([0, 0.5, 0.7, 1], [1, 0.95, 0.8, 0.4]),
+    "conv_4": ([0, 0.5, 0.7, 1], [1, 0.95, 0.8, 0.4]),
+    "conv_5": ([0, 0.5, 0.7, 1], [1, 0.95, 0.8, 0.4]),
+    "dense_1": ([0, 0.8, 1], [1, 0.96, 0.5]),  # loses 4% at 80%: holds
+    "dense_2": ([0, 0.8, 1], [1, 0.96, 0.5]),
+    "dense_3": ([0, 0.7, 1], [1, 0.6, 0.3]),  # loses 40% at 70%: "after conv_2 < 30%" fails
+}
+GAUSSIAN_KEPT = {0.5: 0.99, 1.0: 0.97}
+
+
+def synapse_kept(layer, level):
+    return float(np.interp(level, *KNOTS[layer]))
+
+
+def node_kept(layer, level):
+    if layer == "conv_1":  # loses 75% at 30% (holds > 70%) and 90% at 50% (fails > 95%)
+        return float(np.interp(level, [0, 0.3, 0.5, 1], [1, 0.25, 0.1, 0.005]))
+    if layer == "dense_3":
+        return 1 - 0.95 * level  # exactly linear
+    if (layer, level) == ("conv_2", 0.9):
+        return synapse_kept(layer, level)  # the paper's exception: no difference
+    return synapse_kept(layer, level) * (1 - 0.3 * level)  # clearly below synapse knockout
+
+
+def results(repeats=5, scale=1.0):
+    def row(layer, kind, level, repeat, kept, offset):
+        top5 = scale * (BASELINE * kept + offset)
+        return {"model": "alexnet", "weights_sha256": "ab" * 32, "dataset_id": "d", "images": 500, "layer": layer,
+                "perturbation": kind, "level": level, "repeat": repeat, "seed": 0, "top1": top5 / 2, "top5": top5,
+                "seconds": 1.0, "finished_at": "now", "version": "0.1.0", "semantics": "paper"}  # fmt: skip
+
+    rows = [row("-", "none", 0.0, 0, 1.0, 0.0)]
+    for layer in KNOTS:
+        for level in LEVELS:
+            for r, offset in enumerate(OFFSETS[:repeats]):
+                rows.append(row(layer, "synapse", level, r, synapse_kept(layer, level), offset))
+                rows.append(row(layer, "node", level, r, node_kept(layer, level), offset))
+        for k, kept in GAUSSIAN_KEPT.items():
+            rows += [row(layer, "gaussian", k, r, kept, offset) for r, offset in enumerate(OFFSETS[:repeats])]
+    return pd.DataFrame(rows)
+
+
+EXPECTED = {
+    "baseline": "yes",
+    "synapse50_conv3_5": "yes",
+    "synapse50_conv2": "yes",
+    "synapse50_conv2_below_conv3_5": "yes",
+    "synapse50_conv1": "no",
+    "dense_synapse_to80": "yes",
+    "conv1_synapse30_vs_conv3_5_synapse70": "yes",
+    "after_conv2_synapse70": "no",
+    "node_r2_conv2_5": "yes",  # 0.925 against 0.963
+    "node_r2_conv1": "yes",  # 0.770 against 0.715
+    "synapse_r2_conv2_5": "no",  # 0.805 against 0.553
+    "synapse_r2_conv1": "yes",  # 1.000 against 0.930
+    "node_worse_than_synapse": "yes",
+    "node_vs_synapse_conv2_90": "yes",
+    "node30_conv1": "yes",
+    "node50_conv1": "no",
+    "gaussian1_after_conv2": "yes",
+    "output_node_linear": "yes",
+}
+
+
+def by_id(table):
+    return table.set_index("id")
+
+
+def r2_of(layers, kept):
+    """r² through the curve means with the baseline at 0, computed independently of stats.py."""
+    x = np.array([0.0, *LEVELS] * len(layers))
+    y = np.concatenate([[BASELINE] + [BASELINE * kept(layer, lv) for lv in LEVELS] for layer in layers])
+    return np.corrcoef(x, y)[0, 1] ** 2
+
+
+def test_every_claim_is_checked_and_the_verdicts_follow_the_data():
+    table = compare.claims_table(results())
+    assert list(table["id"]) == [c.id for c in compare.CLAIMS] == list(EXPECTED)
+    assert dict(zip(table["id"], table["holds"])) == EXPECTED
+
+
+def test_values_beside_the_paper():
+    t = by_id(compare.claims_table(results()))
+    assert t.loc["baseline", "ours"] == f"{BASELINE:.3f}"
+    assert t.loc["synapse50_conv1", "ours"] == f"{BASELINE * 0.5:.3f} = 0.500×baseline"
+    assert t.loc["synapse50_conv1", "paper"] == f"0.269 = {0.269 / 0.791:.3f}×baseline"
+    assert t.loc["after_conv2_synapse70", "ours"] == "max loss 40.0%" and "dense_3" in t.loc["after_conv2_synapse70", "detail"]
+    assert t.loc["node50_conv1", "ours"] == "loss 90.0%"
+    conv2_5 = ("conv_2", "conv_3", "conv_4", "conv_5")
+    assert t.loc["node_r2_conv2_5", "ours"] == f"r² {r2_of(conv2_5, node_kept):.3f}"
+    assert t.loc["synapse_r2_conv2_5", "ours"] == f"r² {r2_of(conv2_5, synapse_kept):.3f}"
+    assert t.loc["node_r2_conv1", "ours"] == f"r² {r2_of(['conv_1'], node_kept):.3f}"
+    assert t.loc["output_node_linear", "ours"] == f"r² 1.000, slope {-0.95 * BASELINE:.3f}"
+    assert t.loc["node_worse_than_synapse", "ours"] == f"{8 * 9 - 1}/{8 * 9 - 1} pairs"
+
+
+def test_p_values_are_scipys_rank_sums():
+    t = by_id(compare.claims_table(results()))
+    fully_separated = stats.smallest_rank_sum_p(5, 5)
+    assert t.loc["synapse50_conv2_below_conv3_5", "p_value"] == pytest.approx(fully_separated)
+    assert t.loc["node_worse_than_synapse", "p_value"] == pytest.approx(fully_separated)
+    assert t.loc["node_vs_synapse_conv2_90", "p_value"] == pytest.approx(1.0)  # identical samples
+    assert np.isnan(t.loc["node30_conv1", "p_value"])
+
+
+def test_two_repeats_cannot_reach_significance_and_the_table_says_why():
+    t = by_id(compare.claims_table(results(repeats=2)))
+    assert t.loc["synapse50_conv2_below_conv3_5", "holds"] == "no"
+    assert "cannot go below 0.121" in t.loc["synapse50_conv2_below_conv3_5", "detail"]
+    assert t.loc["node_worse_than_synapse", "holds"] == "no"
+    assert "trivially" in t.loc["node_vs_synapse_conv2_90", "detail"]
+
+
+def test_missing_levels_and_layers_read_not_applicable():
+    df = results()
+    df = df[(df["perturbation"] != "gaussian") & (df["layer"] != "dense_3") & (df["level"] != 0.3)]
+    t = by_id(compare.claims_table(df))
+    for claim in ("gaussian1_after_conv2", "output_node_linear", "node30_conv1", "conv1_synapse30_vs_conv3_5_synapse70"):
+        assert t.loc[claim, "holds"] == "n.a.", claim
+        assert t.loc[claim, "detail"]  # says what is missing
+    # "any layer after conv_2" is now checked without dense_3, which was the failing one
+    assert t.loc["after_conv2_synapse70", "holds"] == "yes"
+    assert "not run: dense_3" in t.loc["after_conv2_synapse70", "detail"]
+    only_baseline = by_id(compare.claims_table(results().iloc[:1]))
+    assert (only_baseline["holds"].drop("baseline") == "n.a.").all()
+
+
+def test_accuracies_are_judged_relative_to_the_baseline_unless_absolute():
+    scaled = results(scale=0.9 / BASELINE)  # an easier data set: every accuracy 14% higher
+    relative = by_id(compare.claims_table(scaled))
+    assert dict(zip(relative.index, relative["holds"])) == {**EXPECTED, "baseline": "no"}
+    absolute = by_id(compare.claims_table(scaled, relative=False))
+    assert absolute.loc["synapse50_conv2", "holds"] == "no"  # 0.69 raw against 0.607
+    assert absolute.loc["synapse50_conv2", "ours"] == f"{0.9 * 0.767:.3f}"
+    assert absolute.loc["node50_conv1", "holds"] == relative.loc["node50_conv1", "holds"]  # losses are relative either way
+
+
+def test_top1_uses_top1_and_has_no_baseline_claim():
+    t = by_id(compare.claims_table(results(), metric="top1"))
+    assert t.loc["baseline", "holds"] == "n.a."
+    # top1 is top5 / 2 here: ratios, losses and r² agree, raw values halve
+    assert dict(zip(t.index, t["holds"])) == {**EXPECTED, "baseline": "n.a."}
+    assert t.loc["synapse50_conv1", "ours"] == f"{BASELINE * 0.5 / 2:.3f} = 0.500×baseline"
+
+
+SQUEEZE_NAMES = {
+    "conv_1": "conv1", "conv_2": "fire2/squeeze1x1", "conv_3": "fire3/squeeze1x1", "conv_4": "fire4/squeeze1x1",
+    "conv_5": "fire5/squeeze1x1", "dense_1": "fire8/squeeze1x1", "dense_2": "fire9/squeeze1x1", "dense_3": "conv10",
+}  # fmt: skip
+
+
+def test_other_models_map_only_first_and_last_layer_by_default():
+    df = results().replace({"layer": SQUEEZE_NAMES})
+    mapping, how = compare.default_layer_map(df)
+    assert mapping == {"conv_1": "conv1", "dense_3": "conv10"} and "positional" in how
+    reference = by_id(compare.claims_table(results()))
+    t = by_id(compare.claims_table(df))
+    for claim in ("node30_conv1", "node50_conv1", "synapse50_conv1", "node_r2_conv1", "synapse_r2_conv1", "output_node_linear"):
+        assert (t.loc[claim, "holds"], t.loc[claim, "ours"]) == (reference.loc[claim, "holds"], reference.loc[claim, "ours"])
+    for claim in ("synapse50_conv3_5", "synapse50_conv2", "dense_synapse_to80", "node_r2_conv2_5", "node_vs_synapse_conv2_90"):
+        assert t.loc[claim, "holds"] == "n.a.", claim
+        assert "not mapped" in t.loc[claim, "detail"]
+    full = by_id(compare.claims_table(df, layer_map=SQUEEZE_NAMES))
+    pd.testing.assert_frame_equal(full[["holds", "ours", "p_value"]], reference[["holds", "ours", "p_value"]])
+
+
+def test_layer_map_parsing():
+    assert compare.parse_layer_map("conv_1=conv1, dense_3 = conv10,") == {"conv_1": "conv1", "dense_3": "conv10"}
+    for bad, message in [("conv1", "PAPER_LAYER=OUR_LAYER"), ("conv_9=x", "not one of the paper's layers"), ("conv_1=a,conv_1=b", "twice")]:
+        with pytest.raises(ReplicationError, match=message):
+            compare.parse_layer_map(bad)
+
+
+def test_command_line(tmp_path, capsys):
+    path = tmp_path / "results.csv"
+    results().replace({"layer": SQUEEZE_NAMES}).to_csv(path, index=False)
+    out_csv, out_md = tmp_path / "claims.csv", tmp_path / "claims.md"
+    assert compare.main(["--results", str(path), "--csv", str(out_csv), "--markdown", str(out_md)]) == 0
+    printed = capsys.readouterr().out
+    assert "NOTE: these results are not from AlexNet's layers" in printed
+    assert "conv_1 -> conv1, dense_3 -> conv10" in printed and "positional guess" in printed
+    assert "not mapped, so their claims read n.a.: conv_2, conv_3" in printed
+    written = pd.read_csv(out_csv)
+    assert list(written["id"]) == list(EXPECTED) and len(out_md.read_text().splitlines()) == len(EXPECTED) + 2
+    # the printed verdicts are the table's
+    for claim_id, holds in zip(written["id"], written["holds"].fillna("n.a.")):
+        line = next(line for line in printed.splitlines() if line.startswith(claim_id + " "))
+        assert f" {holds} " in line
+
+    mapped = ",".join(f"{k}={v}" for k, v in SQUEEZE_NAMES.items())
+    assert compare.main(["--results", str(path), "--layer-map", mapped]) == 0
+    assert f"{sum(v == 'yes' for v in EXPECTED.values())} hold" in capsys.readouterr().out
+
+    assert run_cli(compare.main, ["--results", str(tmp_path / "absent.csv")]) == 2
+    assert run_cli(compare.main, ["--results", str(path), "--layer-map", "conv_7=conv1"]) == 2
+    assert "conv_7" in capsys.readouterr().err
