@@ -434,7 +434,9 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m replication.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", required=True, help="results CSV written by a sweep (figure1..4)")
+    parser.add_argument("--results", required=True, nargs="+",
+                        help="results CSV(s) written by sweeps (figure1..4); give several to check the claims "
+                        "that compare node with synapse knockout")
     parser.add_argument("--metric", choices=stats.METRICS, default="top5")
     parser.add_argument("--layer-map", help="which of our layers plays which AlexNet layer, e.g. conv_1=conv1,dense_3=conv10")
     parser.add_argument("--model", help="analyse only this model's rows (when the CSV holds several)")
@@ -444,14 +446,14 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", help="also write the table as Markdown")
     args = parser.parse_args(argv)
 
-    df = stats.select(stats.read_results(args.results), model=args.model, semantics=args.semantics)
+    df = stats.select(stats.read_tables(args.results), model=args.model, semantics=args.semantics)
     if args.layer_map:
         layer_map, how = parse_layer_map(args.layer_map), "--layer-map"
     else:
         layer_map, how = default_layer_map(df)
     table = claims_table(df, args.metric, layer_map, relative=not args.absolute)
 
-    print(header(df, args.results, args.metric, layer_map, how, not args.absolute))
+    print(header(df, ", ".join(args.results), args.metric, layer_map, how, not args.absolute))
     print()
     print(as_text(table))
     held = table["holds"].value_counts()

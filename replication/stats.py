@@ -54,6 +54,19 @@ def read_results(path) -> pd.DataFrame:
     return tidy(df, path)
 
 
+def read_tables(paths) -> pd.DataFrame:
+    """Several results CSVs of one experiment (e.g. Figure 1's and Figure 2's) as one table.
+
+    Each sweep writes its own unperturbed baseline row; identical ones are kept once so
+    that the baseline is not counted as several repeats.
+    """
+    tables = [read_results(p) for p in paths]
+    df = pd.concat(tables, ignore_index=True)
+    base = df["level"] == 0
+    baseline = df[base].drop_duplicates(["model", "weights_sha256", "dataset_id", "images", "top1", "top5"])
+    return tidy(pd.concat([baseline, df[~base]], ignore_index=True), ", ".join(map(str, paths)))
+
+
 def tidy(df: pd.DataFrame, path=None) -> pd.DataFrame:
     """Check a results table and round its levels; `path` only names it in errors."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]

@@ -213,3 +213,22 @@ def test_command_line(tmp_path, capsys):
     assert run_cli(compare.main, ["--results", str(tmp_path / "absent.csv")]) == 2
     assert run_cli(compare.main, ["--results", str(path), "--layer-map", "conv_7=conv1"]) == 2
     assert "conv_7" in capsys.readouterr().err
+
+
+def test_several_tables_combine_with_one_baseline(tmp_path, capsys):
+    """Figure 1's and Figure 2's tables together check the node-versus-synapse claims."""
+    df = results()
+    base = df[df["level"] == 0]
+    paths = []
+    for kind in ("synapse", "node", "gaussian"):
+        part = pd.concat([base, df[df["perturbation"] == kind]])
+        if len(part) > len(base):
+            paths.append(tmp_path / f"{kind}.csv")
+            part.to_csv(paths[-1], index=False)
+    combined = stats.read_tables(paths)
+    assert (combined["level"] == 0).sum() == len(base)
+    expected = by_id(compare.claims_table(df))
+    got = by_id(compare.claims_table(combined))
+    pd.testing.assert_frame_equal(got[["holds", "ours", "p_value"]], expected[["holds", "ours", "p_value"]])
+    assert compare.main(["--results", *map(str, paths)]) == 0
+    assert f"{sum(v == 'yes' for v in EXPECTED.values())} hold" in capsys.readouterr().out
