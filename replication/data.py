@@ -9,7 +9,7 @@ Three layouts are recognised (`find_dataset`):
       1..1000, of ILSVRC2012_val_0000000i) with meta.mat beside it, whose synsets map
       those ids to WordNet ids. The devkit numbers classes in its own order, not in
       sorted-wnid order, so the ids are mapped through meta.mat.
-Labels always come out 0..999 in sorted-wnid order (replication/data/synset_words.txt,
+Labels always come out 0..999 in sorted-wnid order (replication/reference/synset_words.txt,
 the order of Caffe's val.txt and of every Caffe Zoo classifier's output). Images are
 ordered by file name, which for the validation set is image-number order, so `limit`
 takes the same images whatever the layout.
@@ -57,7 +57,7 @@ import tensorflow as tf
 from replication.errors import ReplicationError
 from replication.files import atomic_output, file_digest
 
-CLASS_LIST = Path(__file__).with_name("data") / "synset_words.txt"
+CLASS_LIST = Path(__file__).with_name("reference") / "synset_words.txt"
 MEAN_PIXEL_BGR = (104.0, 117.0, 123.0)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"

@@ -4,7 +4,7 @@ One row per Keras layer and array (conv_1_W, conv_1_b, conv_2_1_W, ... dense_3_b
 network order, computed from the model's get_weights(): size, mean, median, sigma
 (population standard deviation), min, max, kurtosis (excess, Fisher's definition)
 and skew. Beside each figure the paper's published value, from
-replication/data/paper_table1.csv, and the relative difference (ours - paper) / |paper|.
+replication/reference/paper_table1.csv, and the relative difference (ours - paper) / |paper|.
 
     python -m replication.table1 --weights alexnet.h5 [--model alexnet|caffenet|DEPLOY.prototxt]
         [--csv OUT.csv] [--markdown OUT.md]
@@ -64,7 +64,7 @@ def weight_rows(model: keras.Model) -> list[tuple[str, np.ndarray]]:
 
 def paper_table1() -> pd.DataFrame:
     """The paper's published Table 1 (missing figures are NaN), indexed by row name."""
-    with resources.files("replication").joinpath("data/paper_table1.csv").open() as f:
+    with resources.files("replication").joinpath("reference/paper_table1.csv").open() as f:
         return pd.read_csv(f, comment="#", index_col="row")
 
 
@@ -113,7 +113,7 @@ def format_table(table: pd.DataFrame) -> str:
     )
     missing = [s for s in STATISTICS if table[f"{s}_paper"].isna().all()]
     if missing:
-        text += f"\n\n'-': the paper's {', '.join(missing)} are not in replication/data/paper_table1.csv"
+        text += f"\n\n'-': the paper's {', '.join(missing)} are not in replication/reference/paper_table1.csv"
     return text
 
 
