@@ -6,8 +6,9 @@ import pytest
 
 from replication.caffe import read_prototxt
 from replication.caffe.params import conv_params, lrn_params, pool_params
+from replication.evaluate import scores_model
 from replication.models import weight_groups
-from replication.models.alexnet import build_alexnet, logits_model
+from replication.models.alexnet import build_alexnet
 
 PAPER_NAMES = [
     "conv_1",
@@ -52,7 +53,7 @@ def test_layer_names_and_parameter_count(alexnet):
 
 def test_softmax_named_prob_reads_the_logits(alexnet):
     assert alexnet.layers[-1].name == "prob"
-    assert logits_model(alexnet).output.shape == (None, 1000)
+    assert scores_model(alexnet).output.shape == (None, 1000)
     assert alexnet.get_layer("prob").input is alexnet.get_layer("dense_3").output
 
 

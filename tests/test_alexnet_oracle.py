@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from replication.convert import convert
-from replication.models.alexnet import build_alexnet, logits_model
+from replication.evaluate import scores_model
+from replication.models.alexnet import build_alexnet
 from replication.synthetic import write_synthetic_alexnet
 from replication.weights import load_weights
 
@@ -44,7 +45,7 @@ def synthetic(tmp_path_factory):
 def keras_fc8(flavour, h5, bgr_images):
     model = load_weights(build_alexnet(flavour), h5)
     inputs = bgr_images.astype(np.float32) - np.array(MEAN_BGR, dtype=np.float32)
-    return logits_model(model).predict(inputs, batch_size=N_IMAGES, verbose=0)
+    return scores_model(model).predict(inputs, batch_size=N_IMAGES, verbose=0)
 
 
 def opencv_fc8(cv2, prototxt, caffemodel, bgr_images):

@@ -18,8 +18,7 @@ import pytest
 from opencv_caffe import small_models
 from replication.caffe.text import read_prototxt
 from replication.convert import convert
-from replication.evaluate import topk_correct
-from replication.models.alexnet import logits_model
+from replication.evaluate import scores_model, topk_correct
 from replication.models.load import load_model
 from replication.synthetic import write_synthetic_alexnet
 
@@ -152,7 +151,7 @@ def test_small_models_compute_what_opencv_computes(cv2, caffe_dir, tmp_path):
         cv_net.setInput(blob)
         cv_logits, cv_prob = cv_net.forward(softmax.bottoms)[0], cv_net.forward("prob")
         images = blob.transpose(0, 2, 3, 1)
-        logits = logits_model(model).predict(images, verbose=0)
+        logits = scores_model(model).predict(images, verbose=0)
         error = np.abs(logits - cv_logits.reshape(logits.shape)).max() / np.abs(cv_logits).max()
         assert error < 1e-5, f"{prototxt.name}: logits differ by {error:.2e} of their largest"
         assert_same_rankings(np.asarray(model(images)), cv_prob.reshape(len(blob), -1))
@@ -168,9 +167,9 @@ def test_synthetic_alexnet_same_from_prototxt_as_paper_model(caffe_dir, validati
     convert(caffemodel, h5, progress=False)
     caffemodel.unlink()  # 233 MB; the HDF5 has what the models need
     images = np.stack(validation[0][:BATCH]).astype(np.float32) - np.float32(MEAN_BGR)
-    paper = logits_model(load_model("alexnet", h5)).predict(images, verbose=0)
+    paper = scores_model(load_model("alexnet", h5)).predict(images, verbose=0)
     assert paper.std() > 0.1  # realistic spread, so the comparison means something
     for name in ("deploy.prototxt", "deploy_v1_format_a66100181.prototxt"):
-        generic = logits_model(load_model(str(caffe_dir / "bvlc_alexnet" / name), h5))
+        generic = scores_model(load_model(str(caffe_dir / "bvlc_alexnet" / name), h5))
         difference = np.abs(generic.predict(images, verbose=0) - paper).max()
         assert difference <= 1e-5 * np.abs(paper).max(), f"{name}: logits differ by {difference}"

@@ -68,8 +68,3 @@ def build_alexnet(flavour: str = "alexnet", image_size: int = IMAGE_SIZE) -> ker
         ],
     )
     return model
-
-
-def logits_model(model: keras.Model) -> keras.Model:
-    """The same network without the final softmax: outputs the input of "prob"."""
-    return keras.Model(model.inputs, model.get_layer("prob").input, name=f"{model.name}_logits")
