@@ -24,6 +24,7 @@ from tqdm import tqdm
 from replication import data
 from replication.errors import ReplicationError, run_cli
 from replication.files import atomic_output
+from replication.paths import DEFAULT_MEAN_FILE
 
 SOFTMAX_LAYER = "prob"  # the project's models name their final softmax this (Caffe's name)
 
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mean", choices=("image", "pixel"), default="image",
                         help="subtract the ImageNet mean image (--mean-file) or the mean pixel BGR 104/117/123 "
                         "(default image)")
-    parser.add_argument("--mean-file", type=Path, help="ilsvrc_2012_mean.npy (3x256x256 BGR), for --mean image")
+    parser.add_argument("--mean-file", type=Path, help=f"ilsvrc_2012_mean.npy (3x256x256 BGR), for --mean image (default {DEFAULT_MEAN_FILE})")
     parser.add_argument("--limit", type=int, help="use only the first N images (by file name)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-bad", action="store_true", help="leave out unreadable images and list them at the end")
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.mean == "image" and args.mean_file is None:
+        args.mean_file = DEFAULT_MEAN_FILE
     from replication.models.load import load_model  # TensorFlow model building: only once arguments parse
 
     prep = data.Preprocessing(resize=args.resize, crop=args.crop, mean=args.mean, mean_file=args.mean_file)

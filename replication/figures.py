@@ -1,0 +1,106 @@
+"""Figures 1-4 of the paper from a results table.
+
+Each figure is one panel: accuracy against perturbation level, one line per layer in
+network order, error bars one standard deviation over the repeats, and a dashed line
+at chance. Level 0 of every line is the shared unperturbed baseline. Matplotlib's
+object API is used without pyplot, so saving needs no display and uses the Agg
+renderer whatever backend the caller (a notebook, say) has selected.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from replication.files import atomic_output
+from replication.stats import curve
+
+# Guessing uniformly among 1000 classes: 5 chances in 1000 for top-5, 1 for top-1.
+CHANCE = {"top5": 0.005, "top1": 0.001}
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    number: int
+    kind: str  # perturbation
+    metric: str  # "top5" or "top1"
+    levels: tuple[float, ...]  # the paper's default grid
+    xlabel: str
+
+
+def _steps(stop, step):
+    return tuple(round(i * step, 9) for i in range(round(stop / step) + 1))
+
+
+_NOISE = "noise standard deviation k (multiples of the layer's weight σ)"
+FIGURES = {
+    1: FigureSpec(1, "synapse", "top5", _steps(1.0, 0.1), "proportion of synapses knocked out"),
+    2: FigureSpec(2, "node", "top5", _steps(1.0, 0.1), "proportion of nodes knocked out"),
+    3: FigureSpec(3, "gaussian", "top5", _steps(2.0, 0.25), _NOISE),
+    4: FigureSpec(4, "gaussian", "top1", _steps(2.0, 0.25), _NOISE),
+}
+
+_TITLES = {"synapse": "Synapse knockout", "node": "Node knockout", "gaussian": "Gaussian weight noise"}
+_METRIC_LABELS = {"top5": "top-5 accuracy", "top1": "top-1 accuracy"}
+
+
+def curves(table: pd.DataFrame, kind: str, metric: str, layers) -> dict[str, pd.DataFrame]:
+    """Per layer with trials: level, mean, std (ddof=stats.DDOF), n; level 0 is the baseline."""
+    out = {}
+    for layer in layers:
+        if ((table["layer"] == layer) & (table["perturbation"] == kind)).any():
+            out[layer] = curve(table, layer, kind, metric)
+    return out
+
+
+def plot_figure(table: pd.DataFrame, spec: FigureSpec, layers, model_label: str) -> Figure:
+    """The paper's layout for `spec`, drawn from `table` for `layers` (network order)."""
+    lines = curves(table, spec.kind, spec.metric, layers)
+    crowded = len(lines) > 10  # a deep model: the legend goes beside the panel, not over it
+    fig = Figure(figsize=(8.8 if crowded else 6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    handles = []
+    for colour, (layer, line) in zip(_colours(len(lines)), lines.items()):
+        bars = line["std"].fillna(0.0)  # one repeat has no spread to show
+        handles.append(ax.errorbar(line["level"], line["mean"], yerr=bars, label=layer, color=colour, marker="o",
+                                   markersize=3, linewidth=1.2, capsize=2.5, elinewidth=0.8))
+    chance = CHANCE[spec.metric]
+    guesses = 5 if spec.metric == "top5" else 1
+    handles.append(ax.axhline(chance, color="0.4", linestyle="--", linewidth=1,
+                              label=f"chance ({chance:g} = {guesses} of 1000 classes)"))
+    levels = [level for line in lines.values() for level in line["level"]] or [0.0, 1.0]
+    ax.set_xlim(min(levels), max(levels))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(spec.xlabel)
+    ax.set_ylabel(_METRIC_LABELS[spec.metric])
+    images = int(table["images"].iloc[0]) if len(table) else 0
+    repeats = max((int(line["n"].max()) for line in lines.values()), default=0)
+    ax.set_title(f"Figure {spec.number}. {_TITLES[spec.kind]}, {model_label} "
+                 f"({images} images, {repeats} repeats, error bars ±1 SD)", fontsize=9)
+    if crowded:
+        fig.legend(handles=handles, fontsize=6, ncol=1 + len(handles) // 20, loc="outside right center", frameon=False)
+    else:
+        ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)
+    ax.grid(alpha=0.25, linewidth=0.5)
+    return fig
+
+
+def _colours(n: int):
+    # Distinct colours for the paper's 8 layers; a depth-ordered ramp for deep models.
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0, 0.95, n)]
+
+
+def save_figure(fig: Figure, stem) -> list:
+    """Write `stem`.png and `stem`.pdf; returns their paths."""
+    paths = []
+    for suffix in (".png", ".pdf"):
+        path = Path(f"{stem}{suffix}")
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format=suffix[1:], dpi=200)
+        paths.append(path)
+    return paths

@@ -1,0 +1,236 @@
+"""The results table: one CSV row per finished trial, written so that a sweep can be
+killed at any moment and resumed without losing or recomputing a finished trial.
+
+Every row is appended with a single write, then flushed and fsynced before the next
+trial starts. A kill can therefore only leave one incomplete line at the very end (no
+trailing newline); opening the table for writing cuts that line off, which costs one
+trial's recomputation and nothing else. Anything else that does not parse is reported,
+never silently dropped. A table belongs to one run: the model, weights, images,
+package version and perturbation semantics must be the same in every row, so that
+results of different experiments never mix in one figure.
+"""
+
+import csv
+import fcntl
+import io
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from replication.errors import ReplicationError
+from replication.files import atomic_output
+from replication.perturb import canonical_level as level_text
+
+COLUMNS = (
+    "model", "weights_sha256", "dataset_id", "images", "layer", "perturbation", "level",
+    "repeat", "seed", "top1", "top5", "seconds", "finished_at", "version", "semantics",
+)
+
+# The unperturbed network is one row shared by every layer and perturbation.
+BASELINE_LAYER = "-"
+BASELINE_KIND = "none"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The columns that must be identical in every row of one table."""
+
+    model: str
+    weights_sha256: str
+    dataset_id: str
+    images: int
+    version: str
+    semantics: str
+
+
+def trial_key(layer: str, perturbation: str, level, repeat) -> tuple[str, str, str, int]:
+    """What identifies a trial in a table (the run columns aside)."""
+    return (layer, perturbation, level_text(level), int(repeat))
+
+
+def row_key(row: dict) -> tuple[str, str, str, int]:
+    return trial_key(row["layer"], row["perturbation"], row["level"], row["repeat"])
+
+
+def read_rows(path) -> list[dict]:
+    """The finished rows of a table, as dicts of strings, without modifying the file.
+
+    An incomplete last line (a kill in mid-write) is ignored; a wrong header or a
+    malformed complete row raises ReplicationError naming the file.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ReplicationError(path, f"cannot read results table: {err.strerror}") from None
+    return _parse(path, data[: data.rfind(b"\n") + 1])
+
+
+def _parse(path: Path, data: bytes) -> list[dict]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReplicationError(path, "results table is not UTF-8 text: not a results CSV, or damaged") from None
+    lines = list(csv.reader(io.StringIO(text)))
+    if not lines:
+        return []
+    if tuple(lines[0]) != COLUMNS:
+        raise ReplicationError(
+            path,
+            f"not a results table of this version: header is {','.join(lines[0])!r}, expected {','.join(COLUMNS)!r}",
+        )
+    rows = []
+    for number, fields in enumerate(lines[1:], start=2):
+        if len(fields) != len(COLUMNS):
+            raise ReplicationError(path, f"line {number} has {len(fields)} fields, expected {len(COLUMNS)}")
+        row = dict(zip(COLUMNS, fields))
+        _check_row(path, number, row)
+        rows.append(row)
+    return rows
+
+
+def _check_row(path: Path, number: int, row: dict) -> None:
+    try:
+        images = int(row["images"])
+        int(row["repeat"])
+        level = float(row["level"])
+        scores = [float(row["top1"]), float(row["top5"])]
+        float(row["seconds"])
+    except ValueError as err:
+        raise ReplicationError(path, f"line {number}: {err}") from None
+    if images <= 0 or not math.isfinite(level) or not all(0.0 <= s <= 1.0 for s in scores):
+        raise ReplicationError(path, f"line {number}: images, level or accuracies out of range")
+
+
+def run_mismatch(row: dict, run: RunInfo) -> str | None:
+    """Which run column of `row` differs from `run`, described, or None."""
+    for name, expected in asdict(run).items():
+        if row[name] != str(expected):
+            return f"{name} is {row[name]!r} in the table but {str(expected)!r} in this run"
+    return None
+
+
+def check_rows(path, rows: list[dict], run: RunInfo) -> None:
+    """Refuse a table written by a different run, or holding a trial twice."""
+    seen = set()
+    for row in rows:
+        problem = run_mismatch(row, run)
+        if problem:
+            raise ReplicationError(
+                path,
+                f"results table belongs to a different run ({problem}); "
+                "pass another --results file, or delete this one to start over",
+            )
+        key = row_key(row)
+        if key in seen:
+            raise ReplicationError(path, f"trial {key} appears twice: was the table written by two runs at once?")
+        seen.add(key)
+
+
+class ResultsLog:
+    """An open results table that finished trials are appended to, one durable row each.
+
+    Holds an exclusive lock on the file while open, so two sweeps can never interleave
+    rows in one table (shards of a job array each write their own file).
+    """
+
+    def __init__(self, path, run: RunInfo):
+        self.path = Path(path)
+        self.run = run
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a+b")  # noqa: SIM115 -- kept open for the whole sweep
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise ReplicationError(self.path, "another sweep is writing this results table right now") from None
+        try:
+            self.rows = self._recover()
+            check_rows(self.path, self.rows, run)
+        except BaseException:
+            self.close()
+            raise
+        self.done = {row_key(row) for row in self.rows}
+
+    def _recover(self) -> list[dict]:
+        self._file.seek(0)
+        data = self._file.read()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            # Only the last append can be incomplete (see the module docstring).
+            warnings.warn(f"{self.path}: dropped an incomplete last line left by an interrupted run", stacklevel=3)
+            self._file.truncate(complete)
+        rows = _parse(self.path, data[:complete])
+        if complete == 0:
+            self._append(COLUMNS)
+        return rows
+
+    def append(self, layer, perturbation, level, repeat, seed, top1, top5, seconds) -> dict:
+        """Record one finished trial durably; returns the row as written."""
+        key = trial_key(layer, perturbation, level, repeat)
+        if key in self.done:
+            raise ValueError(f"{self.path}: trial {key} is already in the table")
+        row = {
+            **{name: str(value) for name, value in asdict(self.run).items()},
+            "layer": layer,
+            "perturbation": perturbation,
+            "level": level_text(level),
+            "repeat": str(int(repeat)),
+            "seed": "" if seed is None else str(int(seed)),
+            "top1": repr(float(top1)),
+            "top5": repr(float(top5)),
+            "seconds": f"{seconds:.3f}",
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self._append([row[name] for name in COLUMNS])
+        self.rows.append(row)
+        self.done.add(key)
+        return row
+
+    def _append(self, fields) -> None:
+        line = io.StringIO()
+        csv.writer(line, lineterminator="\n").writerow(fields)
+        self._file.write(line.getvalue().encode("utf-8"))  # one write: a kill tears at most this line
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()  # also releases the lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_rows(path, rows: list[dict]) -> None:
+    """Write a complete table at once (merging shards); nothing is left if it fails."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for row in rows:
+                writer.writerow([row[name] for name in COLUMNS])
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def load_table(*paths):
+    """The finished rows of one or more tables as a pandas DataFrame with numeric columns."""
+    return as_frame([row for path in paths for row in read_rows(path)])
+
+
+def as_frame(rows: list[dict]):
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    for name in ("images", "repeat"):
+        table[name] = table[name].astype(int)
+    for name in ("level", "top1", "top5", "seconds"):
+        table[name] = table[name].astype(float)
+    return table

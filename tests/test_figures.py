@@ -1,0 +1,61 @@
+"""The figure layout from a results table, and the figure commands' missing-input check."""
+
+import numpy as np
+import pytest
+
+from replication import figure1, figure4
+from replication.figures import CHANCE, FIGURES, plot_figure, save_figure
+from replication.results import COLUMNS, as_frame
+
+RUN = {"model": "alexnet", "weights_sha256": "ab" * 32, "dataset_id": "d1", "images": "100", "version": "0.1.0",
+       "semantics": "paper", "seed": "", "seconds": "1.0", "finished_at": "2017-03-23T00:00:00+00:00"}
+
+
+def _table(kind, values):
+    """values: {(layer, level): [top5 per repeat]}, plus the baseline."""
+    rows = [{**RUN, "layer": "-", "perturbation": "none", "level": "0.0", "repeat": "0", "top1": "0.5", "top5": "0.8"}]
+    for (layer, level), repeats in values.items():
+        for r, top5 in enumerate(repeats):
+            rows.append({**RUN, "layer": layer, "perturbation": kind, "level": str(level), "repeat": str(r),
+                         "top1": str(top5 / 2), "top5": str(top5)})
+    return as_frame([{name: row[name] for name in COLUMNS} for row in rows])
+
+
+def test_one_line_per_layer_in_network_order_with_sample_sd_bars_and_chance(tmp_path):
+    table = _table("synapse", {("conv_2", 0.5): [0.6, 0.7, 0.8], ("conv_1", 0.5): [0.1, 0.3, 0.2]})
+    fig = plot_figure(table, FIGURES[1], ["conv_1", "conv_2"], "AlexNet")
+    ax = fig.axes[0]
+    assert [c.get_label() for c in ax.containers] == ["conv_1", "conv_2"]  # network order, not table order
+    conv_1 = ax.containers[0]
+    assert list(conv_1.lines[0].get_xdata()) == [0.0, 0.5]
+    assert conv_1.lines[0].get_ydata() == pytest.approx([0.8, 0.2])  # level 0 is the shared baseline
+    segments = conv_1.lines[2][0].get_segments()  # the error bars, one per point
+    assert segments[1][:, 1] == pytest.approx([0.2 - 0.1, 0.2 + 0.1])  # SD with ddof=1 of 0.1, 0.3, 0.2
+    chance = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [tuple(line.get_ydata()) for line in chance] == [(CHANCE["top5"], CHANCE["top5"])]
+    assert "top-5" in ax.get_ylabel() and "synapses" in ax.get_xlabel()
+    png, pdf = save_figure(fig, tmp_path / "f")
+    assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_figure4_is_top1_with_its_own_chance():
+    table = _table("gaussian", {("conv_1", 1.0): [0.4, 0.6]})
+    ax = plot_figure(table, FIGURES[4], ["conv_1"], "AlexNet").axes[0]
+    assert ax.containers[0].lines[0].get_ydata() == pytest.approx([0.5, 0.25])
+    assert any(np.allclose(line.get_ydata(), CHANCE["top1"]) for line in ax.get_lines())
+    assert "top-1" in ax.get_ylabel()
+
+
+def test_missing_weights_and_images_are_named_with_where_to_get_them(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no caffe_weights/ here
+    assert figure1.main([]) == 2
+    err = capsys.readouterr().err
+    assert "caffe_weights/bvlc_alexnet.h5" in err
+    assert "http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel" in err
+    assert "python -m replication.convert" in err
+    assert "no --data given" in err and "image-net.org" in err
+    assert "ilsvrc_2012_mean.npy" in err  # --mean image is the default
+    assert not list(tmp_path.iterdir())  # nothing computed, nothing written
+    assert figure4.main(["--data", str(tmp_path / "nowhere"), "--mean", "pixel"]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere: no such folder" in err and "mean image" not in err
