@@ -171,10 +171,14 @@ def _syn50_top(ev):
     return Outcome(f"≥ {paper_text}", ours_text, ours >= paper, detail=f"lowest of the three: {worst}")
 
 
+def _point_claim(ev, layer, kind, level, paper_value):
+    paper, ours, paper_text, ours_text = ev.scaled(paper_value, ev.mean(layer, kind, level))
+    return Outcome(paper_text, ours_text, abs(ours - paper) <= TOLERANCE["accuracy"], detail=f"within ±{TOLERANCE['accuracy']}")
+
+
 @claim("synapse50_conv2", "50% synapse knockout: conv_2 keeps top-5 0.607")
 def _syn50_conv2(ev):
-    paper, ours, paper_text, ours_text = ev.scaled(0.607, ev.mean("conv_2", "synapse", 0.5))
-    return Outcome(paper_text, ours_text, abs(ours - paper) <= TOLERANCE["accuracy"], detail=f"within ±{TOLERANCE['accuracy']}")
+    return _point_claim(ev, "conv_2", "synapse", 0.5, 0.607)
 
 
 @claim("synapse50_conv2_below_conv3_5", "50% synapse knockout: conv_2 is below each of conv_3–conv_5 (p < 0.05)")
@@ -193,8 +197,7 @@ def _syn50_conv2_significant(ev):
 
 @claim("synapse50_conv1", "50% synapse knockout: conv_1 keeps top-5 0.269")
 def _syn50_conv1(ev):
-    paper, ours, paper_text, ours_text = ev.scaled(0.269, ev.mean("conv_1", "synapse", 0.5))
-    return Outcome(paper_text, ours_text, abs(ours - paper) <= TOLERANCE["accuracy"], detail=f"within ±{TOLERANCE['accuracy']}")
+    return _point_claim(ev, "conv_1", "synapse", 0.5, 0.269)
 
 
 @claim("dense_synapse_to80", "dense_1 and dense_2 lose < 4.759% up to 80% synapse knockout")
