@@ -1,0 +1,267 @@
+"""What a sweep costs three ways, and how close the fast way is to the unavoidable (issue 5).
+
+One grid (every weight layer x 3 levels x 2 repeats of synapse knockout) on the 1,300
+shared validation images, for AlexNet with the project's synthetic weights and for
+SqueezeNet v1.1 with its real weights, evaluated
+
+  naive      the whole model on freshly decoded images for every trial;
+  decoded    the whole model on images decoded once;
+  optimised  replication.engine: cached prefixes passed from layer to layer, only each
+             trial's suffix recomputed;
+
+each in its own process, so that its peak memory (ru_maxrss) is its own. The floor is
+what cannot be avoided: each trial's suffix multiply-adds (convolution and dense
+products from the perturbed layer to the logits) over the rate at which this machine
+runs the whole model on cached images. It ends with one line per model:
+
+    MODEL: naive/optimised = X.XX, optimised/floor = Y.YY
+
+Usage:
+    python benchmarks/sweep_speed.py                    # the full run (about 40 min on 2 cores)
+    python benchmarks/sweep_speed.py --models alexnet --layers conv_2,dense_1 --limit 200
+    python benchmarks/sweep_speed.py --check-dense-batching
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from replication.errors import ReplicationError, run_cli
+from replication.paths import shared_dir
+
+MODELS = ("alexnet", "squeezenet")
+WAYS = ("naive", "decoded", "optimised")
+LEVELS = (0.2, 0.5, 0.8)
+REPEATS = 2
+KIND = "synapse"
+
+
+def default_data() -> Path:
+    return shared_dir() / "data" / "ilsvrc2012_val_subset"
+
+
+def squeezenet_files() -> tuple[Path, Path]:
+    folder = shared_dir() / "data" / "caffe" / "squeezenet_v1.1"
+    return folder / "deploy.prototxt", folder / "squeezenet_v1.1.caffemodel"
+
+
+def prepare_weights(model: str, folder: Path) -> tuple[str, Path]:
+    """(model argument for load_model, converted HDF5 weights)."""
+    from replication.convert import convert
+
+    weights = folder / f"{model}.h5"
+    if model == "alexnet":
+        from replication.synthetic import write_synthetic_alexnet
+
+        caffemodel = folder / "synthetic_alexnet.caffemodel"
+        write_synthetic_alexnet(caffemodel, seed=0)
+        convert(caffemodel, weights, progress=False)
+        caffemodel.unlink()
+        return "alexnet", weights
+    prototxt, caffemodel = squeezenet_files()
+    if not caffemodel.is_file():
+        raise ReplicationError(caffemodel, "SqueezeNet v1.1 weights not found (set REPLICATION_SHARED)")
+    convert(caffemodel, weights, prototxt=prototxt, progress=False)
+    return str(prototxt), weights
+
+
+# --- the worker: one way, one model, in its own process ------------------------------------------
+
+
+def suffix_macs(model, groups) -> dict[str, int]:
+    """Multiply-adds per image of the convolution and dense products each group's trials
+    recompute: its own and those of every layer downstream of it."""
+    import keras
+
+    from replication import engine
+    from replication.evaluate import scores_model
+
+    scoring = scores_model(model)
+
+    def macs(layer) -> int:
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            return 0
+        positions = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 else 1
+        return int(np.prod(layer.kernel.shape)) * positions
+
+    costs = {g.name: sum(macs(n.operation) for n in engine.influenced_nodes(scoring, g.members)) for g in groups}
+    costs["<whole model>"] = sum(macs(layer) for layer in scoring.layers)
+    return costs
+
+
+def worker(args) -> dict:
+    import tensorflow as tf
+
+    from replication import data, engine
+    from replication.evaluate import scores_model, topk_correct
+    from replication.models import weight_groups
+    from replication.models.load import load_model
+    from replication.perturb import Trial
+
+    model = load_model(args.model_arg, args.weights)
+    groups = weight_groups(model)
+    names = args.layers.split(",") if args.layers else list(groups)
+    unknown = [n for n in names if n not in groups]
+    if unknown:
+        raise ReplicationError(None, f"{args.model_arg} has no layer {', '.join(unknown)}; it has {', '.join(groups)}")
+    groups = [groups[n] for n in names]
+    trials = [Trial(g.name, KIND, level, r) for g in groups for level in LEVELS for r in range(REPEATS)]
+    dataset = data.find_dataset(args.data, limit=args.limit)
+    prep = data.Preprocessing(resize=227, crop=227, mean="pixel")  # the shared images are 227 x 227
+    report = {"way": args.worker, "images": len(dataset), "trials": len(trials)}
+
+    start = time.perf_counter()
+    if args.worker == "naive":
+        images, labels = data.tf_dataset(dataset, prep, batch_size=args.batch_size), None
+    else:
+        images, labels = data.load_arrays(dataset, prep, cache_dir=args.cache_dir, memory_gb=args.memory_gb)
+    report["decode_seconds"] = time.perf_counter() - start
+
+    if args.worker == "rate":
+        # The whole model on cached images, after one warm-up pass: this machine's rate.
+        scoring = scores_model(model)
+        forward = tf.function(lambda x: scoring(x, training=False), input_signature=[tf.TensorSpec((None, 227, 227, 3))])
+        passes = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for s in range(0, len(labels), args.batch_size):
+                topk_correct(forward(images[s : s + args.batch_size]).numpy(), labels[s : s + args.batch_size])
+            passes.append(time.perf_counter() - t0)
+        report["pass_seconds"] = sorted(passes[1:])
+        report["macs"] = suffix_macs(model, groups)
+        return report
+
+    results = engine.run_layers(
+        model, images, labels, groups, trials, f"benchmark:{args.model_arg}", batch_size=args.batch_size,
+        memory_gb=args.memory_gb, mode=args.worker,
+    )
+    report["seconds"] = time.perf_counter() - start
+    report["counts"] = sorted([t.layer, t.level, t.repeat, top1, top5] for t, top1, top5, _ in results)
+    report["trial_seconds"] = {t.layer: 0.0 for t, *_ in results}
+    for t, _, _, seconds in results:
+        report["trial_seconds"][t.layer] += seconds
+    return report
+
+
+def run_worker(way: str, model_arg: str, weights: Path, args) -> dict:
+    command = [sys.executable, __file__, "--worker", way, "--model-arg", model_arg, "--weights", str(weights),
+               "--data", str(args.data), "--batch-size", str(args.batch_size), "--memory-gb", str(args.memory_gb)]
+    for option in ("limit", "layers", "cache_dir"):
+        if getattr(args, option) is not None:
+            command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-5000:])
+        raise ReplicationError(None, f"the {way} run of {model_arg} failed (exit {done.returncode})")
+    *_, last = done.stdout.strip().splitlines()
+    return json.loads(last)
+
+
+# --- the comparison ---------------------------------------------------------------------------
+
+
+def benchmark_model(name: str, folder: Path, args) -> str:
+    model_arg, weights = prepare_weights(name, folder)
+    runs = {}
+    for way in args.ways:
+        runs[way] = run_worker(way, model_arg, weights, args)
+        run = runs[way]
+        print(f"{name:10s} {way:9s} {run['seconds']:8.1f} s  peak RSS {run['peak_rss_gb']:5.2f} GB  "
+              f"({run['trials']} trials x {run['images']} images, decoding {run['decode_seconds']:.1f} s)", flush=True)
+    rate = run_worker("rate", model_arg, weights, args)
+    macs, images = rate["macs"], rate["images"]
+    per_second = macs["<whole model>"] * images / rate["pass_seconds"][0]
+    some = next(iter(runs.values()))
+    floor = sum(macs[layer] * images / per_second for layer, *_ in some["counts"])
+    print(f"{name:10s} floor     {floor:8.1f} s  (whole model {per_second / 1e9:.1f} GMAC/s = "
+          f"{images / rate['pass_seconds'][0]:.0f} images/s on cached images)")
+    counts = {json.dumps(run["counts"]) for run in runs.values()}
+    print(f"{name:10s} counts identical in every way: {'yes' if len(counts) == 1 else 'NO'}")
+    if "optimised" in runs:
+        per_layer = ", ".join(f"{k} {v:.1f}" for k, v in runs["optimised"]["trial_seconds"].items())
+        print(f"{name:10s} optimised seconds per layer (all its trials): {per_layer}")
+    parts = []
+    if {"naive", "optimised"} <= runs.keys():
+        parts.append(f"naive/optimised = {runs['naive']['seconds'] / runs['optimised']['seconds']:.2f}")
+    if "optimised" in runs:
+        parts.append(f"optimised/floor = {runs['optimised']['seconds'] / floor:.2f}")
+    return f"{name}: {', '.join(parts)}"
+
+
+def check_dense_batching(args) -> None:
+    """Does stacking several trials' dense kernels into one matrix product save time, and
+    does it give the same products? (engine.py leaves it out on this evidence.)"""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images, trials = args.limit or 1300, 6
+    for rows, cols in ((9216, 4096), (4096, 4096), (4096, 1000)):  # AlexNet's dense_1..3
+        x = tf.constant(np.maximum(rng.normal(size=(images, rows)), 0).astype(np.float32))
+        kernels = [rng.normal(0, 0.01, (rows, cols)).astype(np.float32) for _ in range(trials)]
+        for k in kernels:
+            k[rng.random(k.shape) < 0.5] = 0  # synapse knockout
+        product = tf.function(tf.matmul)
+        stacked = tf.constant(np.concatenate(kernels, axis=1))
+        separate = [tf.constant(k) for k in kernels]
+        batches = [x[s : s + args.batch_size] for s in range(0, images, args.batch_size)]
+        product(batches[0], separate[0]), product(batches[0], stacked)  # trace both shapes
+        t0 = time.perf_counter()
+        apart = [tf.concat([product(b, k) for b in batches], 0).numpy() for k in separate]
+        t1 = time.perf_counter()
+        together = tf.concat([product(b, stacked) for b in batches], 0).numpy()
+        t2 = time.perf_counter()
+        same = all(np.array_equal(a, together[:, i * cols : (i + 1) * cols]) for i, a in enumerate(apart))
+        print(f"{rows}x{cols}, {trials} trials, batch {args.batch_size}: one product per trial {t1 - t0:.2f} s, "
+              f"stacked {t2 - t1:.2f} s, identical: {same}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
+    parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated, from: " + ", ".join(WAYS))
+    parser.add_argument("--layers", help="comma-separated weight groups of the one model in --models (default: every one)")
+    parser.add_argument("--limit", type=int, help="use only the first N images")
+    parser.add_argument("--data", type=Path, default=default_data())
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--memory-gb", type=float, default=8.0, help="bound on decoded images + cached activations")
+    parser.add_argument("--cache-dir", type=Path, help="for a memory-mapped image cache when --memory-gb is small")
+    parser.add_argument("--check-dense-batching", action="store_true",
+                        help="only measure stacked vs separate dense products")
+    # Internal: one way in a child process.
+    parser.add_argument("--worker", choices=(*WAYS, "rate"), help=argparse.SUPPRESS)
+    parser.add_argument("--model-arg", help=argparse.SUPPRESS)
+    parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        report = worker(args)
+        report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # Linux: kB
+        print(json.dumps(report))
+        return 0
+    if args.check_dense_batching:
+        check_dense_batching(args)
+        return 0
+    args.ways = [w for w in args.ways.split(",") if w]
+    unknown = set(args.ways) - set(WAYS) | set(args.models.split(",")) - set(MODELS)
+    if unknown:
+        raise ReplicationError(None, f"unknown model or way: {', '.join(sorted(unknown))}")
+    summary = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models.split(","):
+            summary.append(benchmark_model(name, Path(folder), args))
+    print("\n".join(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,518 @@
+"""Evaluate every trial of a sweep at little more than the cost of what each trial can
+change (issue 5), with the same top-1/top-5 counts as running the whole model per trial.
+
+Three modes give the same counts and differ only in what they repeat per trial:
+  "naive"      the whole model on freshly decoded images (a tf.data.Dataset read
+               again for every trial), as the authors' code did;
+  "decoded"    the whole model on images decoded once (`data.load_arrays`);
+  "optimised"  what a trial cannot change is computed once; each trial runs only the
+               part of the network from its layer on.
+Every mode scores with `evaluate.scores_model` (the logits) and `evaluate.topk_correct`,
+the project's one top-k rule, on the same batches.
+
+Where to cut. Perturbing a weight group changes exactly the layer calls downstream of
+its member layers; the suffix must contain them. Its inputs are the frontier: every
+tensor computed outside the suffix but read inside it. The frontier of the downstream
+calls alone is already a correct cut:
+  - a plain layer: its input;
+  - a split layer (AlexNet's conv_2 = conv_2_1 + conv_2_2, each reading a channel
+    slice of one padded tensor): the two slices, i.e. the inputs of both halves;
+  - a layer inside a DAG (an inception branch, a fire module's expand3x3): its input
+    plus the sibling branches' outputs that the following concatenation reads.
+Parameter-free layers just before the cut can make the cached tensors bigger than they
+need to be (conv_2's two slices of the zero-padded pool1 output hold 92,256 floats per
+image; pool1's output 69,984). So the cut is moved up, one layer of the graph at a time,
+through parameter-free layers whose outputs only the suffix reads, and the smallest
+frontier met is kept (the first among equals, to recompute least). For conv_2 that is
+pool1's output; the padding and slicing are redone per trial, at no real cost. Still
+exact: the suffix recomputes those layers from the same values.
+Suffixes are Keras functional models from the frontier tensors, built on the model's
+own layer objects, so the weights `perturbed()` sets are the weights they compute with.
+
+Layer to layer. `run_layers` takes the trials of several groups and visits the groups
+in network order; each group's frontier is computed from the previous group's cached
+frontier when the graph allows (always, for chains and for fire or inception modules
+taken in order), so the unperturbed network runs about once per sweep, not once per
+layer.
+
+Memory. A group's cached frontier for the whole dataset is held when it fits the budget;
+the trials then loop outside and each reports as soon as it is done. Otherwise the images
+are taken in chunks that fit, every trial runs on each chunk in turn, and a trial reports
+when its last chunk is done; a trial's perturbed weights are regenerated from its seed
+for every chunk (perturbations are deterministic in the seed, so every chunk sees the
+same weights). The budget, `memory_gb`, covers the decoded images held in RAM (an array,
+not a memory map) plus the cached activations, at most two groups' at once while one is
+computed from the other; on top of it come the model, TensorFlow's working memory for one
+batch, and one trial's perturbed copy of the group's weights.
+
+Knocked-out output units. When every layer after a group is parameter-free up to the
+scores (AlexNet's dense_3; SqueezeNet's conv10 -> ReLU -> global average pool) and a trial
+only zeroes whole units (their kernel slice and bias), every zeroed unit outputs exactly 0
+whatever the input (a sum of products with 0; the group's activation must be linear or
+ReLU), and the other units compute what they computed in the unperturbed network. So the group's unperturbed output is computed once and each trial
+only overwrites its zeroed units and runs the parameter-free tail: no matrix product.
+Whether a trial only zeroes whole units is checked on the weights it actually sets, so
+this holds for any perturbation and semantics that do so, and only for those.
+
+Several trials of a dense layer in one matrix product (issue 5 item 4) is not done: the
+product per trial is already large enough to run at full speed here, so stacking trials
+saves nothing; `benchmarks/sweep_speed.py --check-dense-batching` measures it.
+
+Several GPUs. With more than one GPU visible (or `devices` given), the trials are dealt
+round-robin to one stream per device, each a thread with its own copy of the model on its
+device (perturbations set weights, so streams cannot share one) and its own caches, within
+memory_gb / number of streams. With one device or none this is the plain loop in the
+calling thread.
+"""
+
+import functools
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from replication.errors import ReplicationError
+from replication.evaluate import scores_model, topk_correct
+from replication.models import WeightGroup, group_layers
+from replication.perturb import perturbed
+
+MODES = ("optimised", "decoded", "naive")
+
+
+# --- the graph: where a weight group starts to matter --------------------------------------
+
+
+def _producer(tensor):
+    operation, node_index, _ = tensor._keras_history
+    return operation._inbound_nodes[node_index]
+
+
+def _nodes_in_order(model: keras.Model) -> list:
+    """The model's own call nodes, inputs first.
+
+    Read from the model's depth map rather than from each layer's `_inbound_nodes`:
+    building sub-models on the same layers adds nodes to those lists.
+    """
+    by_depth = model._nodes_by_depth
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def influenced_nodes(model: keras.Model, layer_names) -> set:
+    """The call nodes whose outputs change when the named layers' weights change."""
+    names = set(layer_names)
+    influenced = set()
+    for node in _nodes_in_order(model):
+        if node.operation.name in names or any(_producer(t) in influenced for t in node.input_tensors):
+            influenced.add(node)
+    missing = names - {node.operation.name for node in influenced}
+    if missing:
+        raise ReplicationError(None, f"model {model.name!r} has no layer {', '.join(sorted(missing))}")
+    return influenced
+
+
+def frontier(model: keras.Model, nodes: set) -> list:
+    """Tensors computed outside `nodes` and read inside them, in network order."""
+    cut = []
+    for node in _nodes_in_order(model):
+        if node in nodes:
+            for tensor in node.input_tensors:
+                if _producer(tensor) not in nodes and not any(tensor is c for c in cut):
+                    cut.append(tensor)
+    return cut
+
+
+def _bytes_per_image(tensors) -> int | None:
+    """None when a size is only known at run time."""
+    shapes = [t.shape[1:] for t in tensors]
+    if any(d is None for shape in shapes for d in shape):
+        return None
+    return sum(int(np.prod(shape)) * np.dtype(t.dtype).itemsize for shape, t in zip(shapes, tensors))
+
+
+def _smallest_frontier(model: keras.Model, suffix_nodes: set) -> list:
+    """Move the cut up through parameter-free layers read only by the suffix while that
+    makes the cached tensors smaller (see the module notes)."""
+    readers = {}
+    for node in _nodes_in_order(model):
+        for tensor in node.input_tensors:
+            readers.setdefault(id(tensor), []).append(node)
+    outputs = {id(t) for t in model.outputs}
+
+    def movable(node):
+        return (
+            not node.is_input
+            and not getattr(node.operation, "weights", None)
+            and all(id(t) not in outputs and all(r in suffix_nodes for r in readers.get(id(t), [])) for t in node.outputs)
+        )
+
+    cut = best = frontier(model, suffix_nodes)
+    best_bytes = _bytes_per_image(best)
+    while best_bytes is not None:
+        step = {node for node in map(_producer, cut) if movable(node)}
+        if not step:
+            break
+        suffix_nodes = suffix_nodes | step
+        cut = frontier(model, suffix_nodes)
+        size = _bytes_per_image(cut)
+        if size is None:
+            break
+        if size < best_bytes:
+            best, best_bytes = cut, size
+    return best
+
+
+def cut_before(model: keras.Model, group: WeightGroup) -> list:
+    """The frontier tensors to cache for perturbing `group` (see the module notes)."""
+    return _smallest_frontier(model, influenced_nodes(model, group.members))
+
+
+def cut_after_output_layer(model: keras.Model, group: WeightGroup) -> list | None:
+    """[the group's output tensor] when the group is one Dense or Conv2D layer followed
+    only by parameter-free layers up to the model output, which read nothing else from
+    before it; None otherwise."""
+    if len(group.members) != 1:
+        return None
+    layer = model.get_layer(group.members[0])
+    if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+        return None  # units must be the kernel's last axis, each computed from its own slice
+    if getattr(layer.activation, "__name__", None) not in ("linear", "relu"):
+        return None  # a zeroed unit must output exactly 0, and alone (no softmax inside)
+    influenced = influenced_nodes(model, group.members)
+    own = [node for node in influenced if node.operation is layer]
+    tail = influenced - set(own)
+    if len(own) != 1 or any(getattr(node.operation, "weights", None) for node in tail):
+        return None
+    (output,) = own[0].outputs
+    if tail and not all(t is output for t in frontier(model, tail)):
+        return None
+    return [output]
+
+
+def computable_from(targets, sources) -> bool:
+    """Whether `targets` can be computed from `sources` without the model's inputs."""
+    known = {id(t) for t in sources}
+    stack, seen = list(targets), set()
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in known or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        node = _producer(tensor)
+        if node.is_input:
+            return False
+        stack.extend(node.input_tensors)
+    return True
+
+
+def zeroed_units(model, group, trial, model_id, semantics="paper") -> np.ndarray | None:
+    """Indices of the units `trial` zeroes entirely (kernel slice and bias), when that is all
+    it changes in the group's single layer; None when it changes anything else."""
+    (layer,) = group_layers(model, group)
+    before = layer.get_weights()
+    with perturbed(model, group, trial, model_id, semantics):
+        after = layer.get_weights()
+    units = before[0].shape[-1]
+    changed = np.zeros(units, dtype=bool)
+    zeroed = np.ones(units, dtype=bool)
+    for old, new in zip(before, after):
+        old, new = old.reshape(-1, units), new.reshape(-1, units)
+        changed |= np.any(old != new, axis=0)
+        zeroed &= ~np.any(new != 0, axis=0)
+    return np.flatnonzero(changed) if np.all(zeroed[changed]) else None
+
+
+# --- compiled pieces of the network ------------------------------------------------------------
+
+
+def _call_flat(model, *xs):
+    return tuple(tf.nest.flatten(model(xs[0] if len(xs) == 1 else list(xs), training=False)))
+
+
+def _compiled(model: keras.Model):
+    """`model` as one function of its flat inputs returning its flat outputs, traced once
+    (batch size left open) rather than per batch or per trial."""
+    specs = [tf.TensorSpec(t.shape, t.dtype) for t in model.inputs]
+    # A partial rather than a closure: TensorFlow tallies traces by Python code object and
+    # would warn that these functions, each traced once, are "retracing".
+    return tf.function(functools.partial(_call_flat, model), input_signature=specs)
+
+
+def _bridge(sources: list, targets: list):
+    """A function from values of `sources` to values of `targets`, running the layers in
+    between; a target that is also a source is passed through untouched."""
+    position = {id(t): i for i, t in enumerate(sources)}
+    computed = [t for t in targets if id(t) not in position]
+    inner = _compiled(keras.Model(sources, computed)) if computed else None
+
+    def run(*values):
+        made = iter(inner(*values)) if inner is not None else iter(())
+        return tuple(values[position[id(t)]] if id(t) in position else next(made) for t in targets)
+
+    return run
+
+
+def _count(scores_of, batches) -> tuple[int, int]:
+    top1 = top5 = 0
+    for values, labels in batches:
+        c1, c5 = topk_correct(np.asarray(scores_of(*values)[0]), np.asarray(labels))
+        top1, top5 = top1 + c1, top5 + c5
+    return top1, top5
+
+
+def _image_batches(images, labels, start, stop, batch_size):
+    for s in range(start, stop, batch_size):
+        e = min(s + batch_size, stop)
+        yield (images[s:e],), labels[s:e]
+
+
+# --- the uncached modes ------------------------------------------------------------------------
+
+
+def _whole_model_stream(model, group_of, trials, batches_for_trial, model_id, semantics):
+    """The whole network for every trial, on batches from `batches_for_trial()`."""
+    forward = _compiled(scores_model(model))
+
+    def run(report):
+        for trial in trials:
+            t0 = time.perf_counter()
+            with perturbed(model, group_of[trial.layer], trial, model_id, semantics):
+                top1, top5 = _count(forward, batches_for_trial())
+            report(trial, top1, top5, time.perf_counter() - t0)
+
+    return run
+
+
+# --- the optimised mode ----------------------------------------------------------------------
+
+
+@dataclass
+class _Stage:
+    """Trials evaluated on one cached frontier."""
+
+    frontier: list  # KerasTensors of the scores model
+    run_trial: object  # (trial, cache) -> (top1, top5)
+    trials: list
+    make: object = None  # (previous cache, images slice) -> this stage's cache, set by _plan_caches
+    from_previous: bool = False
+    bytes_per_image: int = 0
+    seconds: float = 0.0  # building its caches, shared among its trials
+    tallies: list = field(default_factory=list)
+
+
+def _optimised_stream(model, images, labels, groups, trials, model_id, semantics, batch_size, memory_bytes):
+    scoring = scores_model(model)
+    stages = []
+    for group in groups:
+        mine = [t for t in trials if t.layer == group.name]
+        if not mine:
+            continue
+        knocked = {}
+        output = cut_after_output_layer(scoring, group)
+        if output is not None:
+            tail = _bridge(output, scoring.outputs)
+            for trial in mine:
+                units = zeroed_units(model, group, trial, model_id, semantics)
+                if units is not None:
+                    mask = np.zeros(output[0].shape[-1], dtype=bool)
+                    mask[units] = True
+                    knocked[trial] = tf.constant(mask)
+        regular = [t for t in mine if t not in knocked]
+        if regular:
+            cut = cut_before(scoring, group)
+            suffix = _bridge(cut, scoring.outputs)
+
+            def run_perturbed(trial, cache, group=group, suffix=suffix):
+                with perturbed(model, group, trial, model_id, semantics):
+                    return _count(suffix, cache)
+
+            stages.append(_Stage(cut, run_perturbed, regular))
+        if knocked:
+
+            def run_knockout(trial, cache, tail=tail, mask=knocked):
+                # A zeroed unit sums to exactly 0, and linear or ReLU keeps it 0.
+                return _count(lambda x: tail(tf.where(mask[trial], tf.zeros((), x.dtype), x)), cache)
+
+            stages.append(_Stage(output, run_knockout, [t for t in mine if t in knocked]))
+    chunk = _plan_caches(scoring, stages, images, memory_bytes, batch_size)
+
+    def run(report):
+        _staged_loop(stages, images, labels, chunk, batch_size, report)
+
+    return run
+
+
+def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
+    """Decide how each stage's cache is made and return the chunk size (images) that keeps
+    two consecutive caches within memory_bytes."""
+    inputs = scoring.inputs
+    previous, previous_bytes, peak = inputs, 0, 0
+    for stage in stages:
+        stage.from_previous = previous is not inputs and computable_from(stage.frontier, previous)
+        stage.make = _bridge(previous if stage.from_previous else inputs, stage.frontier)
+        held = [t for t in stage.frontier if not any(t is i for i in inputs)]  # inputs stay views of `images`
+        size = _bytes_per_image(held)
+        if size is None:  # sizes known only at run time: measure on one image
+            size = sum(v.numpy().nbytes for v in _bridge(inputs, held)(np.asarray(images[:1]))) if held else 0
+        stage.bytes_per_image = size
+        peak = max(peak, size + (previous_bytes if stage.from_previous else 0))
+        previous, previous_bytes = stage.frontier, size
+    n = len(images)
+    if peak * n <= memory_bytes:
+        return max(n, 1)
+    return max(batch_size, memory_bytes // peak // batch_size * batch_size)
+
+
+def _staged_loop(stages, images, labels, chunk, batch_size, report):
+    """Chunks of images outside, stages in network order inside, each stage's trials inside
+    that. A trial reports when its last chunk is done, so with one chunk every trial
+    reports as soon as it has run. A trial's seconds are its own run time plus an equal
+    share of the time spent building its stage's caches."""
+    n = len(labels)
+    starts = list(range(0, n, chunk)) or [0]
+    for stage in stages:
+        stage.tallies = [[0, 0, 0.0] for _ in stage.trials]
+    for i, start in enumerate(starts):
+        stop = min(start + chunk, n)
+        cache = None
+        for stage in stages:
+            t0 = time.perf_counter()
+            if stage.from_previous:
+                cache = [(stage.make(*values), y) for values, y in cache]
+            else:
+                cache = None  # free the previous stage's cache first
+                cache = [(stage.make(*values), y) for values, y in _image_batches(images, labels, start, stop, batch_size)]
+            stage.seconds += time.perf_counter() - t0
+            for trial, tally in zip(stage.trials, stage.tallies):
+                t0 = time.perf_counter()
+                top1, top5 = stage.run_trial(trial, cache)
+                tally[0] += top1
+                tally[1] += top5
+                tally[2] += time.perf_counter() - t0
+                if i == len(starts) - 1:
+                    report(trial, tally[0], tally[1], tally[2] + stage.seconds / len(stage.trials))
+
+
+# --- several devices --------------------------------------------------------------------------
+
+
+def _device_names(devices) -> list[str]:
+    if devices is not None:
+        return list(devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    return [gpu.name for gpu in gpus] if len(gpus) > 1 else []
+
+
+def _replica(model: keras.Model, device: str) -> keras.Model:
+    with tf.device(device):
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+    return copy
+
+
+def _memory_budget(memory_gb, images) -> int:
+    """Bytes left for cached activations: memory_gb (default half the RAM) less the images
+    when they are held in RAM."""
+    if memory_gb is None:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 / 2
+    in_ram = images.nbytes if isinstance(images, np.ndarray) and not isinstance(images, np.memmap) else 0
+    return max(0, int(memory_gb * 2**30) - in_ram)
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+def run_layers(
+    model,
+    images,
+    labels,
+    groups,
+    trials,
+    model_id: str,
+    semantics: str = "paper",
+    batch_size: int = 64,
+    memory_gb: float | None = None,
+    mode: str = "optimised",
+    on_result=None,
+    devices=None,
+):
+    """Evaluate `trials` (`perturb.Trial`s) of the weight groups `groups` (network order).
+
+    images, labels: the decoded dataset (NHWC float32 array or memmap, int labels). In
+    mode="naive", `images` is instead a tf.data.Dataset of (images, labels) batches that
+    is iterated, and so decoded, afresh for every trial, and `labels` is unused.
+    memory_gb: bound on the decoded images held in RAM plus the cached activations
+    (default: half the RAM); see the module notes.
+    on_result(trial, top1_count, top5_count, seconds) is called once per trial as it
+    finishes (with several devices from their threads, one call at a time).
+    devices: device names, one trial stream each; default all GPUs when there are several.
+    Returns [(trial, top1_count, top5_count, seconds)] in the order they finished. The
+    model's weights are as they were on return, also after an exception.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    groups = list(groups.values()) if isinstance(groups, dict) else list(groups)
+    group_of = {g.name: g for g in groups}
+    trials = list(trials)
+    stray = [t.layer for t in trials if t.layer not in group_of]
+    if stray:
+        raise ValueError(f"trials of layer {stray[0]!r}, which is not among the groups {list(group_of)}")
+    if mode != "naive":
+        labels = np.asarray(labels)
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+
+    results = []
+    lock = threading.Lock()
+
+    def report(trial, top1, top5, seconds):
+        with lock:
+            results.append((trial, int(top1), int(top5), seconds))
+            if on_result is not None:
+                on_result(trial, int(top1), int(top5), seconds)
+
+    names = _device_names(devices)
+    models = [model] + [_replica(model, d) for d in names[1:]]
+    placements = names or [None]
+    memory_bytes = _memory_budget(memory_gb, images if mode != "naive" else None) // len(placements)
+    streams = []
+    for i, (replica, device) in enumerate(zip(models, placements)):
+        share = trials[i :: len(placements)]
+        # Keras builds sub-models here, one device after another (its graph building is
+        # not thread-safe); the threads below only run traced functions.
+        with tf.device(device):
+            if mode == "naive":
+                # Iterating the dataset again decodes every image again.
+                def fresh():
+                    return (((x,), y) for x, y in images)
+
+                run = _whole_model_stream(replica, group_of, share, fresh, model_id, semantics)
+            elif mode == "decoded":
+                def decoded():
+                    return _image_batches(images, labels, 0, len(labels), batch_size)
+
+                run = _whole_model_stream(replica, group_of, share, decoded, model_id, semantics)
+            else:
+                run = _optimised_stream(replica, images, labels, groups, share, model_id, semantics, batch_size, memory_bytes)
+        streams.append((device, run))
+
+    def run_stream(device, run):
+        with tf.device(device):
+            run(report)
+
+    if len(streams) == 1:
+        run_stream(*streams[0])
+    else:
+        with ThreadPoolExecutor(len(streams)) as pool:
+            for future in [pool.submit(run_stream, *stream) for stream in streams]:
+                future.result()
+    return results
+
+
+def run_trials(model, images, labels, group: WeightGroup, trials, model_id: str, **options):
+    """Evaluate every trial of one weight group: `run_layers` with that one group."""
+    return run_layers(model, images, labels, [group], trials, model_id, **options)

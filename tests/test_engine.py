@@ -1,0 +1,270 @@
+"""The optimised engine (prefix cache, memory-bounded chunks, knocked-out output units,
+one stream per device) counts exactly what the whole model counts for every trial."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from replication import data, engine
+from replication.convert import convert
+from replication.evaluate import scores_model
+from replication.models import group_layers, weight_groups
+from replication.models.alexnet import build_alexnet
+from replication.models.load import load_model
+from replication.perturb import Trial, perturbed
+from replication.synthetic import synthetic_alexnet_net
+from replication.weights import CaffeBlobs, keras_arrays
+
+MODEL_ID = "test-engine"
+PREP = data.Preprocessing(resize=227, crop=227, mean="pixel")  # the shared images are 227 x 227 already
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def images(val_subset):
+    return data.load_arrays(data.find_dataset(val_subset, limit=32), PREP)[0]
+
+
+@pytest.fixture(scope="module")
+def alexnet():
+    """AlexNet with the project's synthetic weights (the real ones cannot be had here)."""
+    model = build_alexnet()
+    net = synthetic_alexnet_net(seed=3)
+    for group in weight_groups(model).values():
+        caffe = net.layer(group.caffe_name)
+        members = group_layers(model, group)
+        for layer, arrays in zip(members, keras_arrays(group, members, CaffeBlobs(caffe.type, caffe.blobs))):
+            layer.set_weights(arrays)
+    return model
+
+
+@pytest.fixture(scope="module")
+def alexnet_labels(alexnet, images):
+    # Random weights know no ImageNet: take their own unperturbed top-1 as the truth, so
+    # that perturbations visibly cost accuracy.
+    return np.argmax(scores_model(alexnet).predict(images, verbose=0), axis=1)
+
+
+@pytest.fixture(scope="module")
+def squeezenet(caffe_dir, tmp_path_factory):
+    folder = caffe_dir / "squeezenet_v1.1"
+    weights = tmp_path_factory.mktemp("squeezenet") / "squeezenet_v1.1.h5"
+    convert(folder / "squeezenet_v1.1.caffemodel", weights, prototxt=folder / "deploy.prototxt", progress=False)
+    return load_model(str(folder / "deploy.prototxt"), weights)
+
+
+@pytest.fixture(scope="module")
+def squeezenet_data(val_subset):
+    return data.load_arrays(data.find_dataset(val_subset, limit=32), PREP)
+
+
+def counts(model, images, labels, groups, trials, **options):
+    results = engine.run_layers(model, images, labels, groups, trials, MODEL_ID, batch_size=BATCH, **options)
+    assert sorted(map(repr, (r[0] for r in results))) == sorted(map(repr, trials)), "every trial reports once"
+    return {trial: (top1, top5) for trial, top1, top5, _ in results}
+
+
+def grid(names, kinds=("synapse", "node"), levels=(0.5,), repeats=(0,)):
+    return [Trial(n, k, level, r) for n in names for k in kinds for level in levels for r in repeats]
+
+
+def weights_digest(model) -> str:
+    return hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+
+
+def as_list(values):
+    return list(values) if isinstance(values, (list, tuple)) else [values]
+
+
+def cached_and_whole_logits(model, group, images, trial):
+    """Logits of the perturbed network through the cut (prefix computed unperturbed) and
+    through the whole scores model."""
+    scoring = scores_model(model)
+    cut = engine.cut_before(scoring, group)
+    cached = as_list(keras.Model(scoring.inputs, cut).predict(images, verbose=0))
+    suffix = keras.Model(cut, scoring.outputs)
+    with perturbed(model, group, trial, MODEL_ID):
+        through_cut = as_list(suffix.predict(cached if len(cached) > 1 else cached[0], verbose=0))[0]
+        whole = scoring.predict(images, verbose=0)
+    return through_cut, whole
+
+
+# --- where the cut goes ---------------------------------------------------------------------
+
+
+def test_split_layer_is_cut_before_both_halves(alexnet):
+    scoring = scores_model(alexnet)
+    conv_2 = weight_groups(alexnet)["conv_2"]
+    cut = engine.cut_before(scoring, conv_2)
+    # pool_1's output: the tensor both halves' channel slices are taken from, unpadded.
+    assert [tuple(t.shape) for t in cut] == [(None, 27, 27, 96)]
+    assert cut[0] is alexnet.get_layer("pool_1").output
+    suffix = {layer.name for layer in keras.Model(cut, scoring.outputs).layers}
+    assert {"conv_2_1", "conv_2_2", "conv_2_1_in", "conv_2_2_in", "dense_3"} <= suffix
+    assert not {"conv_1", "pool_1"} & suffix
+
+
+def test_fire_module_layer_takes_its_sibling_branch_as_input(squeezenet):
+    scoring = scores_model(squeezenet)
+    groups = weight_groups(squeezenet)
+    cut = engine.cut_before(scoring, groups["fire3/expand3x3"])
+    # The squeeze output it reads and the expand1x1 branch the concatenation joins to it.
+    assert sorted(tuple(t.shape) for t in cut) == [(None, 56, 56, 16), (None, 56, 56, 64)]
+    assert engine.cut_after_output_layer(scoring, groups["conv10"]) is not None
+    assert engine.cut_after_output_layer(scoring, groups["fire9/expand3x3"]) is None
+
+
+@pytest.mark.parametrize("name,kind", [("conv_2", "synapse"), ("conv_4", "node"), ("dense_1", "gaussian")])
+def test_logits_through_the_cut_match_the_whole_model(alexnet, images, name, kind):
+    through_cut, whole = cached_and_whole_logits(alexnet, weight_groups(alexnet)[name], images, Trial(name, kind, 0.5, 0))
+    np.testing.assert_allclose(through_cut, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
+
+
+def test_logits_through_a_fire_module_cut_match_the_whole_model(squeezenet, squeezenet_data):
+    group = weight_groups(squeezenet)["fire3/expand3x3"]
+    through_cut, whole = cached_and_whole_logits(squeezenet, group, squeezenet_data[0], Trial(group.name, "synapse", 0.5, 0))
+    np.testing.assert_allclose(through_cut, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
+
+
+# --- same counts as the whole model -----------------------------------------------------------
+
+
+def test_alexnet_counts_equal_the_uncached_path(alexnet, images, alexnet_labels):
+    trials = grid(["conv_2", "dense_1", "dense_3"], levels=(0.3, 0.7)) + grid(["dense_3"], kinds=("gaussian",), levels=(1.0,))
+    before = weights_digest(alexnet)
+    optimised = counts(alexnet, images, alexnet_labels, weight_groups(alexnet), trials)
+    assert weights_digest(alexnet) == before
+    assert optimised == counts(alexnet, images, alexnet_labels, weight_groups(alexnet), trials, mode="decoded")
+    assert len(set(optimised.values())) > 3, "the trials should not all score alike"
+    assert min(top1 for top1, _ in optimised.values()) < len(images)
+
+
+def test_squeezenet_counts_equal_the_uncached_path(squeezenet, squeezenet_data):
+    images, labels = squeezenet_data
+    groups = weight_groups(squeezenet)
+    trials = grid(["fire2/squeeze1x1", "fire3/expand1x1", "fire3/expand3x3", "conv10"], levels=(0.5, 0.9))
+    optimised = counts(squeezenet, images, labels, groups, trials)
+    assert optimised == counts(squeezenet, images, labels, groups, trials, mode="decoded")
+    assert len(set(optimised.values())) > 3
+
+
+def test_knocked_out_output_units_are_exactly_zero_logits(alexnet, images):
+    dense_3 = weight_groups(alexnet)["dense_3"]
+    trial = Trial("dense_3", "node", 0.3, 1)
+    units = engine.zeroed_units(alexnet, dense_3, trial, MODEL_ID)
+    assert units is not None and len(units) == 300
+    scoring = scores_model(alexnet)
+    unperturbed = scoring.predict(images, verbose=0)
+    with perturbed(alexnet, dense_3, trial, MODEL_ID):
+        knocked = scoring.predict(images, verbose=0)
+    assert np.all(knocked[:, units] == 0)
+    kept = np.setdiff1d(np.arange(1000), units)
+    np.testing.assert_allclose(knocked[:, kept], unperturbed[:, kept], rtol=1e-5, atol=1e-5)
+
+
+def test_the_output_shortcut_is_taken_only_for_whole_unit_knockout(alexnet):
+    dense_3 = weight_groups(alexnet)["dense_3"]
+    assert engine.zeroed_units(alexnet, dense_3, Trial("dense_3", "synapse", 0.3, 0), MODEL_ID) is None
+    assert engine.zeroed_units(alexnet, dense_3, Trial("dense_3", "gaussian", 1.0, 0), MODEL_ID) is None
+    # The authors' code also zeroes dense_3's input rows: other logits change too.
+    authors = Trial("dense_3", "node", 0.3, 0)
+    assert engine.zeroed_units(alexnet, dense_3, authors, MODEL_ID, semantics="authors_code") is None
+    assert engine.zeroed_units(alexnet, dense_3, authors, MODEL_ID, semantics="paper") is not None
+
+
+def test_authors_code_semantics_counts_equal_the_uncached_path(alexnet, images, alexnet_labels):
+    trials = grid(["conv_2", "dense_3"], kinds=("node",), levels=(0.5,))
+    groups = weight_groups(alexnet)
+    optimised = counts(alexnet, images, alexnet_labels, groups, trials, semantics="authors_code")
+    assert optimised == counts(alexnet, images, alexnet_labels, groups, trials, semantics="authors_code", mode="decoded")
+
+
+def test_naive_mode_decodes_again_and_counts_the_same(alexnet, val_subset, images, alexnet_labels):
+    import tensorflow as tf
+
+    # The synthetic net's labels are its own predictions: pair them with freshly decoded images.
+    decoded = data.tf_dataset(data.find_dataset(val_subset, limit=32), PREP, batch_size=BATCH).map(lambda x, y: x)
+    dataset = tf.data.Dataset.zip((decoded, tf.data.Dataset.from_tensor_slices(alexnet_labels).batch(BATCH)))
+    groups = weight_groups(alexnet)
+    trials = grid(["conv_5"], levels=(0.5,))
+    naive = engine.run_layers(alexnet, dataset, None, groups, trials, MODEL_ID, batch_size=BATCH, mode="naive")
+    assert {t: (a, b) for t, a, b, _ in naive} == counts(alexnet, images, alexnet_labels, groups, trials, mode="decoded")
+
+
+# --- bounded memory ----------------------------------------------------------------------------
+
+
+def test_chunks_regenerate_each_trial_and_count_the_same(alexnet, images, alexnet_labels, monkeypatch):
+    groups = weight_groups(alexnet)
+    trials = grid(["conv_2", "dense_2", "dense_3"], levels=(0.5,), repeats=(0, 1))
+    in_memory = counts(alexnet, images, alexnet_labels, groups, trials)
+
+    calls = []
+    real = engine.perturbed
+
+    def counting(model, group, trial, *args, **kwargs):
+        calls.append(trial)
+        return real(model, group, trial, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "perturbed", counting)
+    # Room for the images plus about 8 images' worth of conv_2 activations (280 kB each).
+    tiny = (images.nbytes + 8 * 27 * 27 * 96 * 4 + 1000) / 2**30
+    chunked = counts(alexnet, images, alexnet_labels, groups, trials, memory_gb=tiny)
+    assert chunked == in_memory
+    chunks = len(images) // BATCH  # 32 images in chunks of 8
+    for trial in trials:
+        # Weights are set again for every chunk. dense_3's trials are first checked once
+        # for the knocked-out-units shortcut; those that pass need no weights after that.
+        checked = trial.layer == "dense_3"
+        shortcut = checked and trial.kind == "node"
+        assert calls.count(trial) == checked + (0 if shortcut else chunks), trial
+
+
+# --- several devices -------------------------------------------------------------------------
+
+_TWO_DEVICES = textwrap.dedent(
+    """
+    import json, threading
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from replication import engine
+    from replication.evaluate import scores_model
+    from replication.models import weight_groups
+    from replication.models.alexnet import build_alexnet
+    from replication.perturb import Trial
+
+    model = build_alexnet(image_size=67)  # small images keep this quick
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, np.sqrt(2 / np.prod(w.shape[:-1])), w.shape).astype("float32")
+                       for w in model.get_weights()])
+    images = rng.normal(0, 50, (24, 67, 67, 3)).astype("float32")
+    labels = np.argmax(scores_model(model).predict(images, verbose=0), axis=1)
+    groups = weight_groups(model)
+    trials = [Trial(n, k, 0.5, r) for n in ("conv_2", "dense_1", "dense_3") for k in ("synapse", "node") for r in (0, 1)]
+    threads = set()
+    def seen(*_):
+        threads.add(threading.current_thread().name)
+    one = engine.run_layers(model, images, labels, groups, trials, "x", batch_size=8)
+    two = engine.run_layers(model, images, labels, groups, trials, "x", batch_size=8,
+                            devices=["/CPU:0", "/CPU:1"], on_result=seen)
+    key = lambda results: sorted((repr(t), a, b) for t, a, b, _ in results)
+    print(json.dumps({"same": key(one) == key(two), "threads": len(threads), "trials": len(two),
+                      "distinct": len({(a, b) for _, a, b, _ in one})}))
+    """
+)
+
+
+def test_one_trial_stream_per_device_counts_the_same():
+    done = subprocess.run([sys.executable, "-c", _TWO_DEVICES], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"same": True, "threads": 2, "trials": 12, "distinct": outcome["distinct"]}
+    assert outcome["distinct"] > 2
