@@ -28,6 +28,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -94,6 +95,35 @@ def suffix_macs(model, groups) -> dict[str, int]:
     costs = {g.name: sum(macs(n.operation) for n in engine.influenced_nodes(scoring, g.members)) for g in groups}
     costs["<whole model>"] = sum(macs(layer) for layer in scoring.layers)
     return costs
+
+
+class AnonymousMemoryPeak:
+    """Peak of this process's anonymous resident memory (RssAnon), sampled in a thread.
+
+    ru_maxrss also counts the pages of a memory-mapped image cache that happen to be
+    resident, which the kernel drops under pressure; RssAnon is the memory a run needs.
+    """
+
+    def __init__(self, every=0.05):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
+
+    def _sample(self, every):
+        while not self._stop.is_set():
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("RssAnon:"):
+                        self.peak = max(self.peak, int(line.split()[1]) * 1024)
+            self._stop.wait(every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join()
 
 
 def worker(args) -> dict:
@@ -173,7 +203,8 @@ def benchmark_model(name: str, folder: Path, args) -> str:
     for way in args.ways:
         runs[way] = run_worker(way, model_arg, weights, args)
         run = runs[way]
-        print(f"{name:10s} {way:9s} {run['seconds']:8.1f} s  peak RSS {run['peak_rss_gb']:5.2f} GB  "
+        print(f"{name:10s} {way:9s} {run['seconds']:8.1f} s  peak RSS {run['peak_rss_gb']:5.2f} GB "
+              f"(anonymous {run['peak_anonymous_gb']:5.2f} GB)  "
               f"({run['trials']} trials x {run['images']} images, decoding {run['decode_seconds']:.1f} s)", flush=True)
     rate = run_worker("rate", model_arg, weights, args)
     macs, images = rate["macs"], rate["images"]
@@ -244,8 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
-        report = worker(args)
+        with AnonymousMemoryPeak() as anonymous:
+            report = worker(args)
         report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # Linux: kB
+        report["peak_anonymous_gb"] = anonymous.peak / 2**30
         print(json.dumps(report))
         return 0
     if args.check_dense_batching:

@@ -35,22 +35,26 @@ frontier when the graph allows (always, for chains and for fire or inception mod
 taken in order), so the unperturbed network runs about once per sweep, not once per
 layer.
 
-Memory. A group's cached frontier for the whole dataset is held when it fits the budget;
-the trials then loop outside and each reports as soon as it is done. Otherwise the images
-are taken in chunks that fit, every trial runs on each chunk in turn, and a trial reports
-when its last chunk is done; a trial's perturbed weights are regenerated from its seed
-for every chunk (perturbations are deterministic in the seed, so every chunk sees the
-same weights). The budget, `memory_gb`, covers the decoded images held in RAM (an array,
-not a memory map) plus the cached activations, at most two groups' at once while one is
-computed from the other; on top of it come the model, TensorFlow's working memory for one
-batch, and one trial's perturbed copy of the group's weights.
+Memory. A group's cached frontier for the whole dataset is held (as tensors, so on a GPU
+it stays there) when it fits the budget; the trials then loop outside and each reports as
+soon as it is done. Otherwise the images are taken in chunks that fit, every trial runs
+on each chunk in turn, and a trial reports when its last chunk is done; a trial's
+perturbed weights are regenerated from its seed for every chunk (perturbations are
+deterministic in the seed, so every chunk sees the same weights). The budget, `memory_gb`,
+covers the decoded images held in RAM (an array, not a memory map) plus the cached
+frontiers, at most two groups' at once while one is computed from the other. On top of
+it come the model, TensorFlow's working memory for one batch and one trial's perturbed
+copy of the group's weights. For AlexNet with memory_gb=0.5 (images memory-mapped,
+frontiers in chunks) the peak anonymous memory was 1.33 GB on the 1,300 shared images
+(benchmarks/sweep_speed.py); the chunks keep it there for any number of images.
 
 Knocked-out output units. When every layer after a group is parameter-free up to the
 scores (AlexNet's dense_3; SqueezeNet's conv10 -> ReLU -> global average pool) and a trial
 only zeroes whole units (their kernel slice and bias), every zeroed unit outputs exactly 0
 whatever the input (a sum of products with 0; the group's activation must be linear or
-ReLU), and the other units compute what they computed in the unperturbed network. So the group's unperturbed output is computed once and each trial
-only overwrites its zeroed units and runs the parameter-free tail: no matrix product.
+ReLU), and the other units compute what they computed in the unperturbed network. So the
+group's unperturbed output is computed once and each trial only overwrites its zeroed
+units and runs the parameter-free tail: no matrix product.
 Whether a trial only zeroes whole units is checked on the weights it actually sets, so
 this holds for any perturbation and semantics that do so, and only for those.
 
@@ -354,10 +358,9 @@ def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
     for stage in stages:
         stage.from_previous = previous is not inputs and computable_from(stage.frontier, previous)
         stage.make = _bridge(previous if stage.from_previous else inputs, stage.frontier)
-        held = [t for t in stage.frontier if not any(t is i for i in inputs)]  # inputs stay views of `images`
-        size = _bytes_per_image(held)
+        size = _bytes_per_image(stage.frontier)
         if size is None:  # sizes known only at run time: measure on one image
-            size = sum(v.numpy().nbytes for v in _bridge(inputs, held)(np.asarray(images[:1]))) if held else 0
+            size = sum(v.numpy().nbytes for v in _bridge(inputs, stage.frontier)(tf.convert_to_tensor(images[:1])))
         stage.bytes_per_image = size
         peak = max(peak, size + (previous_bytes if stage.from_previous else 0))
         previous, previous_bytes = stage.frontier, size
@@ -385,7 +388,10 @@ def _staged_loop(stages, images, labels, chunk, batch_size, report):
                 cache = [(stage.make(*values), y) for values, y in cache]
             else:
                 cache = None  # free the previous stage's cache first
-                cache = [(stage.make(*values), y) for values, y in _image_batches(images, labels, start, stop, batch_size)]
+                # Held as tensors even where the frontier is the images themselves: on a GPU
+                # they then stay in its memory instead of being copied there for every trial.
+                batches = _image_batches(images, labels, start, stop, batch_size)
+                cache = [(stage.make(*map(tf.convert_to_tensor, values)), y) for values, y in batches]
             stage.seconds += time.perf_counter() - t0
             for trial, tally in zip(stage.trials, stage.tallies):
                 t0 = time.perf_counter()

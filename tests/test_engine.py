@@ -27,8 +27,14 @@ BATCH = 8
 
 
 @pytest.fixture(scope="module")
-def images(val_subset):
-    return data.load_arrays(data.find_dataset(val_subset, limit=32), PREP)[0]
+def validation(val_subset):
+    """32 real validation images, decoded once, and their labels."""
+    return data.load_arrays(data.find_dataset(val_subset, limit=32), PREP)
+
+
+@pytest.fixture(scope="module")
+def images(validation):
+    return validation[0]
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +63,6 @@ def squeezenet(caffe_dir, tmp_path_factory):
     weights = tmp_path_factory.mktemp("squeezenet") / "squeezenet_v1.1.h5"
     convert(folder / "squeezenet_v1.1.caffemodel", weights, prototxt=folder / "deploy.prototxt", progress=False)
     return load_model(str(folder / "deploy.prototxt"), weights)
-
-
-@pytest.fixture(scope="module")
-def squeezenet_data(val_subset):
-    return data.load_arrays(data.find_dataset(val_subset, limit=32), PREP)
 
 
 def counts(model, images, labels, groups, trials, **options):
@@ -126,9 +127,9 @@ def test_logits_through_the_cut_match_the_whole_model(alexnet, images, name, kin
     np.testing.assert_allclose(through_cut, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
 
 
-def test_logits_through_a_fire_module_cut_match_the_whole_model(squeezenet, squeezenet_data):
+def test_logits_through_a_fire_module_cut_match_the_whole_model(squeezenet, validation):
     group = weight_groups(squeezenet)["fire3/expand3x3"]
-    through_cut, whole = cached_and_whole_logits(squeezenet, group, squeezenet_data[0], Trial(group.name, "synapse", 0.5, 0))
+    through_cut, whole = cached_and_whole_logits(squeezenet, group, validation[0], Trial(group.name, "synapse", 0.5, 0))
     np.testing.assert_allclose(through_cut, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
 
 
@@ -145,8 +146,8 @@ def test_alexnet_counts_equal_the_uncached_path(alexnet, images, alexnet_labels)
     assert min(top1 for top1, _ in optimised.values()) < len(images)
 
 
-def test_squeezenet_counts_equal_the_uncached_path(squeezenet, squeezenet_data):
-    images, labels = squeezenet_data
+def test_squeezenet_counts_equal_the_uncached_path(squeezenet, validation):
+    images, labels = validation
     groups = weight_groups(squeezenet)
     trials = grid(["fire2/squeeze1x1", "fire3/expand1x1", "fire3/expand3x3", "conv10"], levels=(0.5, 0.9))
     optimised = counts(squeezenet, images, labels, groups, trials)
