@@ -123,7 +123,7 @@ def test_caffenet_pools_before_normalising():
     assert model.count_params() == 60_965_224
     assert model.get_layer("norm_1").input is model.get_layer("pool_1").output
     assert model.get_layer("norm_2").input is model.get_layer("pool_2").output
-    assert model.get_layer("conv_3").input.shape[1:] == (15, 15, 256)  # pool2 13x13, padded by 1
+    assert model.get_layer("conv_3").input.shape[1:] == (13, 13, 256)  # pool2 13x13 (conv_3 pads by 1 itself)
 
 
 def test_unknown_flavour_is_refused():

@@ -103,12 +103,14 @@ def test_split_layer_is_cut_before_both_halves(alexnet):
     scoring = scores_model(alexnet)
     conv_2 = weight_groups(alexnet)["conv_2"]
     cut = engine.cut_before(scoring, conv_2)
-    # pool_1's output: the tensor both halves' channel slices are taken from, unpadded.
-    assert [tuple(t.shape) for t in cut] == [(None, 27, 27, 96)]
-    assert cut[0] is alexnet.get_layer("pool_1").output
+    # The two channel halves of pool_1's output, one for each half of conv_2 (caching
+    # pool_1's whole output instead would take as much memory and slice it every trial).
+    halves = [alexnet.get_layer("conv_2_1_in").output, alexnet.get_layer("conv_2_2_in").output]
+    assert len(cut) == 2 and all(c is h for c, h in zip(cut, halves))
+    assert [tuple(t.shape) for t in cut] == [(None, 27, 27, 48)] * 2
     suffix = {layer.name for layer in keras.Model(cut, scoring.outputs).layers}
-    assert {"conv_2_1", "conv_2_2", "conv_2_1_in", "conv_2_2_in", "dense_3"} <= suffix
-    assert not {"conv_1", "pool_1"} & suffix
+    assert {"conv_2_1", "conv_2_2", "dense_3"} <= suffix
+    assert not {"conv_1", "pool_1", "conv_2_1_in", "conv_2_2_in"} & suffix
 
 
 def test_fire_module_layer_takes_its_sibling_branch_as_input(squeezenet):

@@ -137,6 +137,37 @@ def test_grouped_conv_builds_named_members_on_channel_halves():
     assert np.abs(y[..., :3]).max() > 0 and np.abs(y[..., 3:]).max() == 0
 
 
+def caffe_conv(x, kernel, bias, stride, pad):
+    """Caffe's Convolution forward on NHWC, groups of 1: zero-pad `pad` on every side,
+    then 'valid' windows every `stride`; kernel is (kh, kw, in, out)."""
+    kh, kw, _, _ = kernel.shape
+    padded = np.pad(x.astype(np.float64), [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    rows = (padded.shape[1] - kh) // stride + 1
+    cols = (padded.shape[2] - kw) // stride + 1
+    out = np.empty((x.shape[0], rows, cols, kernel.shape[3]))
+    for i in range(rows):
+        for j in range(cols):
+            window = padded[:, i * stride : i * stride + kh, j * stride : j * stride + kw, :]
+            out[:, i, j, :] = np.tensordot(window, kernel, axes=3) + bias
+    return out
+
+
+# Stride 1 with pad = half the kernel goes through Keras' 'same'; the others through an
+# explicit ZeroPadding2D. Both must pad as Caffe does.
+@pytest.mark.parametrize("kernel, stride, pad", [(3, 1, 1), (5, 1, 2), (3, 1, 2), (3, 2, 1), (1, 1, 0), (4, 1, 1)])
+def test_conv_pads_as_caffe(kernel, stride, pad):
+    rng = np.random.default_rng(kernel * 10 + stride + pad)
+    x = rng.standard_normal((2, 8, 9, 3)).astype(np.float32)
+    image = keras.Input(x.shape[1:])
+    model = keras.Model(image, grouped_conv2d(image, 4, kernel, stride=stride, pad=pad, name="conv"))
+    weights = [rng.standard_normal((kernel, kernel, 3, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)]
+    model.get_layer("conv").set_weights(weights)
+    expected = caffe_conv(x, *weights, stride, pad)
+    got = np.asarray(model(x))
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_models_with_these_layers_load_in_safe_mode(tmp_path):
     image = keras.Input((11, 11, 4))
     x = grouped_conv2d(image, 6, 3, pad=1, groups=2, name="conv", activation="relu")
