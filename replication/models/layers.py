@@ -38,9 +38,9 @@ class LRN(keras.layers.Layer):
 
     ACROSS_CHANNELS (Caffe's default, AlexNet and GoogLeNet):
         y = x / (k + alpha/n * sum of x^2 over the n channels centred on x) ** beta
-    Caffe divides alpha by the window size n; TensorFlow's
-    tf.nn.local_response_normalization does not, so it gets alpha/n, and its
-    depth_radius is the half-window (n-1)/2. Channels beyond the edges count as 0.
+    Channels beyond the edges count as 0. Caffe divides alpha by the window size n
+    (TensorFlow's tf.nn.local_response_normalization does not, so it would need alpha/n);
+    the sum is computed by `_lrn_across_channels`, which is faster than that op on a CPU.
 
     WITHIN_CHANNEL (e.g. Caffe's cifar10_full):
         y = x / (1 + alpha/n^2 * sum of x^2 over the n x n spatial window) ** beta
