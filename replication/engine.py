@@ -16,16 +16,18 @@ tensor computed outside the suffix but read inside it. The frontier of the downs
 calls alone is already a correct cut:
   - a plain layer: its input;
   - a split layer (AlexNet's conv_2 = conv_2_1 + conv_2_2, each reading a channel
-    slice of one padded tensor): the two slices, i.e. the inputs of both halves;
+    slice of one tensor): the two slices, i.e. the inputs of both halves;
   - a layer inside a DAG (an inception branch, a fire module's expand3x3): its input
     plus the sibling branches' outputs that the following concatenation reads.
 Parameter-free layers just before the cut can make the cached tensors bigger than they
-need to be (conv_2's two slices of the zero-padded pool1 output hold 92,256 floats per
-image; pool1's output 69,984). So the cut is moved up, one layer of the graph at a time,
-through parameter-free layers whose outputs only the suffix reads, and the smallest
-frontier met is kept (the first among equals, to recompute least). For conv_2 that is
-pool1's output; the padding and slicing are redone per trial, at no real cost. Still
-exact: the suffix recomputes those layers from the same values.
+need to be (the explicit ZeroPadding2D that `grouped_conv2d` adds where Keras' 'same'
+cannot pad as Caffe does, e.g. before GoogLeNet's strided conv1/7x7_s2). So the cut is
+moved up, one layer of the graph at a time, through parameter-free layers whose outputs
+only the suffix reads, and the smallest frontier met is kept (the first among equals, to
+recompute least). For
+AlexNet's conv_2 that is the two channel slices themselves: together they are exactly
+pool1's output (69,984 floats per image), so moving up saves nothing. Still exact: a
+suffix that starts higher recomputes those layers from the same values.
 Suffixes are Keras functional models from the frontier tensors, built on the model's
 own layer objects, so the weights `perturbed()` sets are the weights they compute with.
 
