@@ -521,6 +521,13 @@ def run_layers(
     return results
 
 
+def count_unperturbed(model, images, labels, batch_size: int = 64) -> tuple[int, int]:
+    """Top-1/top-5 counts of the unperturbed model on the decoded dataset (array or
+    memmap, read batch by batch), scored and batched as every trial is."""
+    forward = _compiled(scores_model(model))
+    return _count(forward, _image_batches(images, labels, 0, len(labels), batch_size))
+
+
 def run_trials(model, images, labels, group: WeightGroup, trials, model_id: str, **options):
     """Evaluate every trial of one weight group: `run_layers` with that one group."""
     return run_layers(model, images, labels, [group], trials, model_id, **options)

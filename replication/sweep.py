@@ -26,12 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from replication import engine
 from replication.errors import ReplicationError
-from replication.evaluate import scores_model, topk_correct
 from replication.files import atomic_output
 from replication.models import WeightGroup
 from replication.perturb import KINDS, Trial, trial_seed
@@ -223,18 +221,10 @@ def run_trials(model, groups, trials, images, labels, log: ResultsLog, *, semant
 
 
 def evaluate_unperturbed(model, images, labels, batch_size) -> tuple[int, int, float]:
-    """(top1_count, top5_count, seconds) of the unperturbed model, scored like every trial
-    (`evaluate.scores_model`'s logits), batch by batch so that a memory-mapped image cache
-    is never loaded whole."""
-    logits = scores_model(model)
-    spec = tf.TensorSpec((None, *images.shape[1:]), tf.float32)
-    forward = tf.function(lambda x: logits(x, training=False), input_signature=[spec])
+    """(top1_count, top5_count, seconds) of the unperturbed model, scored and batched as
+    every trial is (`engine.count_unperturbed`)."""
     start = time.perf_counter()
-    top1 = top5 = 0
-    for lo in range(0, len(labels), batch_size):
-        scores = forward(np.asarray(images[lo : lo + batch_size])).numpy()
-        c1, c5 = topk_correct(scores, np.asarray(labels[lo : lo + batch_size]))
-        top1, top5 = top1 + c1, top5 + c5
+    top1, top5 = engine.count_unperturbed(model, images, labels, batch_size)
     return top1, top5, time.perf_counter() - start
 
 
