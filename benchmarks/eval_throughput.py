@@ -33,13 +33,14 @@ import numpy as np
 import tensorflow as tf
 
 from replication import data
-from replication.convert import convert
-from replication.errors import ReplicationError, run_cli
-from replication.evaluate import evaluate, scores_model
+from replication.caffe.convert import convert_caffemodel
+from replication.errors import ReplicationError
+from replication.commands.common import run_cli
+from replication.run.scoring import evaluate_model, scores_model
 from replication.files import atomic_output
-from replication.models.load import load_model
+from replication.models.registry import create_model
 from replication.paths import SHARED_ENV, shared_dir
-from replication.synthetic import write_synthetic_alexnet
+from replication.models.synthetic import write_synthetic_alexnet
 
 GOAL = 0.85
 
@@ -47,15 +48,15 @@ GOAL = 0.85
 def alexnet(shared: Path, work: Path):
     caffemodel = work / "synthetic_alexnet.caffemodel"
     write_synthetic_alexnet(caffemodel, seed=0)
-    convert(caffemodel, work / "alexnet.h5", progress=False)
+    convert_caffemodel(caffemodel, work / "alexnet.h5", progress=False)
     prep = data.Preprocessing(resize=256, crop=227, mean="image", mean_file=shared / "data/caffe/ilsvrc_2012_mean.npy")
-    return "AlexNet (synthetic weights)", load_model("alexnet", work / "alexnet.h5"), prep
+    return "AlexNet (synthetic weights)", create_model("alexnet", work / "alexnet.h5"), prep
 
 
 def squeezenet(shared: Path, work: Path):
     folder = shared / "data/caffe/squeezenet_v1.1"
-    convert(folder / "squeezenet_v1.1.caffemodel", work / "squeezenet.h5", progress=False)
-    model = load_model(str(folder / "deploy.prototxt"), work / "squeezenet.h5", input_shape=(227, 227, 3))
+    convert_caffemodel(folder / "squeezenet_v1.1.caffemodel", work / "squeezenet.h5", progress=False)
+    model = create_model(str(folder / "deploy.prototxt"), work / "squeezenet.h5", input_shape=(227, 227, 3))
     return "SqueezeNet v1.1", model, data.Preprocessing(resize=227, crop=227, mean="pixel")
 
 
@@ -88,7 +89,7 @@ def measure(name, model, prep, ds, batch_size, rounds) -> dict:
     for _ in range(rounds):
         pipeline = pipeline_rate(ds, prep, batch_size)
         alone = model_rate(model, images, batch_size)
-        end_to_end = evaluate(model, ds, prep, batch_size, progress=False)["images_per_s"]
+        end_to_end = evaluate_model(model, ds, prep, batch_size, progress=False)["images_per_s"]
         taken.append((pipeline, alone, end_to_end, end_to_end / min(pipeline, alone)))
         print(f"  round {len(taken)}: pipeline {pipeline:.1f}, model {alone:.1f}, end to end {end_to_end:.1f} images/s, "
               f"ratio {taken[-1][3]:.2f}", file=sys.stderr)

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from replication.errors import ReplicationError, run_cli
+from replication.errors import ReplicationError
+from replication.commands.common import run_cli
 from replication.paths import shared_dir
 
 MODELS = ("alexnet", "squeezenet")
@@ -55,21 +56,21 @@ def squeezenet_files() -> tuple[Path, Path]:
 
 def prepare_weights(model: str, folder: Path) -> tuple[str, Path]:
     """(model argument for load_model, converted HDF5 weights)."""
-    from replication.convert import convert
+    from replication.caffe.convert import convert_caffemodel
 
     weights = folder / f"{model}.h5"
     if model == "alexnet":
-        from replication.synthetic import write_synthetic_alexnet
+        from replication.models.synthetic import write_synthetic_alexnet
 
         caffemodel = folder / "synthetic_alexnet.caffemodel"
         write_synthetic_alexnet(caffemodel, seed=0)
-        convert(caffemodel, weights, progress=False)
+        convert_caffemodel(caffemodel, weights, progress=False)
         caffemodel.unlink()
         return "alexnet", weights
     prototxt, caffemodel = squeezenet_files()
     if not caffemodel.is_file():
         raise ReplicationError(caffemodel, "SqueezeNet v1.1 weights not found (set REPLICATION_SHARED)")
-    convert(caffemodel, weights, prototxt=prototxt, progress=False)
+    convert_caffemodel(caffemodel, weights, prototxt=prototxt, progress=False)
     return str(prototxt), weights
 
 
@@ -81,8 +82,8 @@ def suffix_macs(model, groups) -> dict[str, int]:
     recompute: its own and those of every layer downstream of it."""
     import keras
 
-    from replication import engine
-    from replication.evaluate import scores_model
+    from replication.run import engine
+    from replication.run.scoring import scores_model
 
     scoring = scores_model(model)
 
@@ -129,13 +130,14 @@ class AnonymousMemoryPeak:
 def worker(args) -> dict:
     import tensorflow as tf
 
-    from replication import data, engine
-    from replication.evaluate import scores_model, topk_correct
-    from replication.models import weight_groups
-    from replication.models.load import load_model
+    from replication import data
+    from replication.run import engine
+    from replication.run.scoring import scores_model, topk_correct
+    from replication.models.groups import weight_groups
+    from replication.models.registry import create_model
     from replication.perturb import Trial
 
-    model = load_model(args.model_arg, args.weights)
+    model = create_model(args.model_arg, args.weights)
     groups = weight_groups(model)
     names = args.layers.split(",") if args.layers else list(groups)
     unknown = [n for n in names if n not in groups]

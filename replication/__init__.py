@@ -1,9 +1,73 @@
-"""Replication of Cheney, Schrimpf & Kreiman (2017), arXiv 1703.08245."""
+"""Cheney, Schrimpf & Kreiman (2017), "On the Robustness of Convolutional Neural Networks to
+Internal Architecture and Weight Perturbations" (arXiv 1703.08245), replicated in Keras.
 
-import os
+The public API, in the order data flows (files → weights → model → trials → results
+table → statistics → figures):
 
-# TensorFlow's start-up chatter (oneDNN, CUDA probing) buries the figures our
-# commands print; users can still raise it by setting the variable themselves.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import replication as rp
+    rp.convert_caffemodel("bvlc_alexnet.caffemodel", "bvlc_alexnet.h5")        # Caffe file -> HDF5
+    model = rp.create_model("alexnet", "bvlc_alexnet.h5")           # registered model + weights
+    rp.weight_groups(model)                                         # its layers: conv_1 … dense_3
+    with rp.perturbed(model, group, rp.Trial("conv_2", "node", 0.5, 0), "seed scope"): ...
+    images, labels = rp.load_arrays(rp.find_dataset(DIR), rp.Preprocessing())
+    table = rp.run_sweep(model, rp.Grid(...), images, labels, "results.csv", run)
+    rp.claims_table(rp.read_table("results.csv"))
+
+Names are imported on first use, so `import replication` loads neither TensorFlow nor
+pandas; the subpackages (caffe, models, data, perturb, run, analysis) hold the rest.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+_API = {
+    # files -> weights
+    "convert_caffemodel": "replication.caffe.convert",
+    # models
+    "create_model": "replication.models.registry",
+    "describe_model": "replication.models.registry",
+    "list_models": "replication.models.registry",
+    "register_model": "replication.models.registry",
+    "WeightGroup": "replication.models.groups",
+    "weight_groups": "replication.models.groups",
+    # perturbations
+    "SEMANTICS": "replication.perturb.registry",
+    "get_perturbation": "replication.perturb.registry",
+    "perturbation_names": "replication.perturb.registry",
+    "register_perturbation": "replication.perturb.registry",
+    "Trial": "replication.perturb.trials",
+    "perturb_arrays": "replication.perturb.apply",
+    "perturbed": "replication.perturb.apply",
+    # data
+    "Preprocessing": "replication.data.preprocessing",
+    "find_dataset": "replication.data.layouts",
+    "load_arrays": "replication.data.cache",
+    # runs
+    "evaluate_model": "replication.run.scoring",
+    "Grid": "replication.run.grid",
+    "RunInfo": "replication.run.table",
+    "read_table": "replication.run.table",
+    "run_info": "replication.run.sweep",
+    "run_sweep": "replication.run.sweep",
+    # analysis
+    "EXPERIMENTS": "replication.analysis.experiments",
+    "Experiment": "replication.analysis.experiments",
+    "claims_table": "replication.analysis.claims",
+    "summary": "replication.analysis.stats",
+    "plot_figure": "replication.analysis.figures",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'replication' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

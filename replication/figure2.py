@@ -1,17 +1,5 @@
-"""Figure 2: top-5 accuracy as a growing proportion of one layer's nodes (filters, units) is knocked out.
+"""python -m replication.figure2: the paper's Figure 2 (row 2 of analysis/experiments.py)."""
 
-python -m replication.figure2 --help lists the options.
-"""
+from replication.commands.figure import figure_command
 
-import sys
-
-from replication.cli import figure_main
-from replication.errors import run_cli
-
-
-def main(argv=None) -> int:
-    return figure_main(2, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main))
+main = figure_command(2, __name__)

@@ -1,17 +1,5 @@
-"""Figure 4: top-1 accuracy of the Gaussian-noise runs of Figure 3 (same results table, nothing recomputed).
+"""python -m replication.figure4: the paper's Figure 4 (row 4 of analysis/experiments.py)."""
 
-python -m replication.figure4 --help lists the options.
-"""
+from replication.commands.figure import figure_command
 
-import sys
-
-from replication.cli import figure_main
-from replication.errors import run_cli
-
-
-def main(argv=None) -> int:
-    return figure_main(4, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main))
+main = figure_command(4, __name__)

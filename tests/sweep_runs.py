@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from replication.convert import convert
-from replication.results import read_rows
+from replication.caffe.convert import convert_caffemodel
+from replication.run.table import read_rows
 
 IMAGES = 256  # a few hundred: enough for chance and (1 - p) checks, SqueezeNet ~200 img/s here
 LAYERS = ("conv1", "fire5/squeeze1x1", "conv10")  # first, a middle one, the output layer
@@ -59,7 +59,7 @@ def _run(tmp: Path, caffe_dir: Path, val_subset: Path) -> Runs:
 
     weights = tmp / "squeezenet_v1.1.h5"
     squeezenet = caffe_dir / "squeezenet_v1.1"
-    convert(squeezenet / "squeezenet_v1.1.caffemodel", weights, prototxt=squeezenet / "deploy.prototxt", progress=False)
+    convert_caffemodel(squeezenet / "squeezenet_v1.1.caffemodel", weights, prototxt=squeezenet / "deploy.prototxt", progress=False)
     out = tmp / "figures"
     args = figure_args(caffe_dir, val_subset, weights, out)
     kinds = {1: "synapse", 2: "node", 3: "gaussian", 4: "gaussian"}

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from replication.convert import convert
-from replication.evaluate import scores_model
+from replication.caffe.convert import convert_caffemodel
+from replication.run.scoring import scores_model
 from replication.models.alexnet import build_alexnet
-from replication.synthetic import write_synthetic_alexnet
-from replication.weights import load_weights
+from replication.models.synthetic import write_synthetic_alexnet
+from replication.models.weights import load_weights
 
 N_IMAGES = 64
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -38,7 +38,7 @@ def synthetic(tmp_path_factory):
     folder = tmp_path_factory.mktemp("oracle")
     caffemodel, h5 = folder / "synthetic_alexnet.caffemodel", folder / "synthetic_alexnet.h5"
     write_synthetic_alexnet(caffemodel, seed=0)
-    convert(caffemodel, h5, progress=False)
+    convert_caffemodel(caffemodel, h5, progress=False)
     return caffemodel, h5
 
 

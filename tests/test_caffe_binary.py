@@ -274,7 +274,7 @@ def test_reading_alexnet_sized_file_needs_about_its_size_in_memory(tmp_path):
     size. Measured as the rise of the peak resident set (VmHWM) of a fresh process;
     not getrusage's ru_maxrss, which Linux carries over from the forking parent (the
     test process, itself large) across exec."""
-    from replication.synthetic import synthetic_alexnet_net
+    from replication.models.synthetic import synthetic_alexnet_net
 
     if not Path("/proc/self/status").exists():
         pytest.skip("peak memory is read from Linux's /proc/self/status")

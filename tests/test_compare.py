@@ -8,8 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from replication import compare, stats
-from replication.errors import ReplicationError, run_cli
+from replication.analysis import claims as compare
+from replication.analysis import stats
+from replication.errors import ReplicationError
+from replication.commands import compare as compare_command
+from replication.commands.common import run_cli
+from replication.run.table import COLUMNS, read_table
 
 BASELINE = 0.791
 LEVELS = [round(0.1 * i, 1) for i in range(1, 11)]
@@ -194,7 +198,7 @@ def test_command_line(tmp_path, capsys):
     path = tmp_path / "results.csv"
     results().replace({"layer": SQUEEZE_NAMES}).to_csv(path, index=False)
     out_csv, out_md = tmp_path / "claims.csv", tmp_path / "claims.md"
-    assert compare.main(["--results", str(path), "--csv", str(out_csv), "--markdown", str(out_md)]) == 0
+    assert compare_command.main(["--results", str(path), "--csv", str(out_csv), "--markdown", str(out_md)]) == 0
     printed = capsys.readouterr().out
     assert "NOTE: these results are not from AlexNet's layers" in printed
     assert "conv_1 -> conv1, dense_3 -> conv10" in printed and "positional guess" in printed
@@ -207,11 +211,11 @@ def test_command_line(tmp_path, capsys):
         assert f" {holds} " in line
 
     mapped = ",".join(f"{k}={v}" for k, v in SQUEEZE_NAMES.items())
-    assert compare.main(["--results", str(path), "--layer-map", mapped]) == 0
+    assert compare_command.main(["--results", str(path), "--layer-map", mapped]) == 0
     assert f"{sum(v == 'yes' for v in EXPECTED.values())} hold" in capsys.readouterr().out
 
-    assert run_cli(compare.main, ["--results", str(tmp_path / "absent.csv")]) == 2
-    assert run_cli(compare.main, ["--results", str(path), "--layer-map", "conv_7=conv1"]) == 2
+    assert run_cli(compare_command.main, ["--results", str(tmp_path / "absent.csv")]) == 2
+    assert run_cli(compare_command.main, ["--results", str(path), "--layer-map", "conv_7=conv1"]) == 2
     assert "conv_7" in capsys.readouterr().err
 
 
@@ -225,10 +229,10 @@ def test_several_tables_combine_with_one_baseline(tmp_path, capsys):
         if len(part) > len(base):
             paths.append(tmp_path / f"{kind}.csv")
             part.to_csv(paths[-1], index=False)
-    combined = stats.read_tables(paths)
+    combined = read_table(*paths)
     assert (combined["level"] == 0).sum() == len(base)
     expected = by_id(compare.claims_table(df))
     got = by_id(compare.claims_table(combined))
     pd.testing.assert_frame_equal(got[["holds", "ours", "p_value"]], expected[["holds", "ours", "p_value"]])
-    assert compare.main(["--results", *map(str, paths)]) == 0
+    assert compare_command.main(["--results", *map(str, paths)]) == 0
     assert f"{sum(v == 'yes' for v in EXPECTED.values())} hold" in capsys.readouterr().out

@@ -13,7 +13,9 @@ from opencv_caffe import assert_matches_opencv, small_models
 
 import replication
 from replication.caffe import read_caffemodel, write_caffemodel
-from replication.convert import KNOWN_MODELS, convert, group_name, identify, main
+from replication.caffe.convert import KNOWN_MODELS, convert_caffemodel, identify
+from replication.caffe.hdf5 import group_name
+from replication.commands.convert import main
 from replication.errors import ReplicationError
 
 
@@ -34,7 +36,7 @@ def h5_weights(path) -> tuple[dict, list]:
 def test_small_models_convert_to_what_opencv_reads(caffe_dir, cv2, tmp_path):
     for caffemodel, prototxt, generation in small_models(caffe_dir, tmp_path):
         out = tmp_path / f"{caffemodel.stem}.h5"
-        convert(caffemodel, out, prototxt=prototxt, progress=False)
+        convert_caffemodel(caffemodel, out, prototxt=prototxt, progress=False)
         weights, groups = h5_weights(out)
         assert_matches_opencv(cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel)), weights)
 
@@ -59,7 +61,7 @@ def test_small_models_convert_to_what_opencv_reads(caffe_dir, cv2, tmp_path):
 def test_googlenet_slash_names_are_escaped_and_match_opencv(caffe_dir, cv2, tmp_path):
     model = caffe_dir / "bvlc_googlenet"
     out = tmp_path / "googlenet.h5"
-    convert(model / "bvlc_googlenet.caffemodel", out, prototxt=model / "deploy.prototxt", progress=False)
+    convert_caffemodel(model / "bvlc_googlenet.caffemodel", out, prototxt=model / "deploy.prototxt", progress=False)
     weights, groups = h5_weights(out)  # also asserts no nested groups: every item is a layer
     assert len(groups) == 58
     assert ("inception_3a%2F1x1", "inception_3a/1x1", "Convolution", 3) in groups
@@ -71,7 +73,7 @@ def test_googlenet_slash_names_are_escaped_and_match_opencv(caffe_dir, cv2, tmp_
 def test_squeezenet_converts_to_what_opencv_reads(caffe_dir, cv2, tmp_path):
     model = caffe_dir / "squeezenet_v1.1"
     out = tmp_path / "squeezenet.h5"
-    convert(model / "squeezenet_v1.1.caffemodel", out, prototxt=model / "deploy.prototxt", progress=False)
+    convert_caffemodel(model / "squeezenet_v1.1.caffemodel", out, prototxt=model / "deploy.prototxt", progress=False)
     cv_net = cv2.dnn.readNetFromCaffe(str(model / "deploy.prototxt"), str(model / "squeezenet_v1.1.caffemodel"))
     assert_matches_opencv(cv_net, h5_weights(out)[0])
 
@@ -89,7 +91,7 @@ def test_blob_2_and_beyond(tmp_path):
     blobs = [np.full(3, i, np.float32) for i in range(4)]
     model = tmp_path / "bn.caffemodel"
     write_caffemodel(model, Net("bn", [Layer("bn1", "BatchNorm", ["x"], ["x"], blobs=blobs)]))
-    convert(model, tmp_path / "bn.h5", progress=False)
+    convert_caffemodel(model, tmp_path / "bn.h5", progress=False)
     with h5py.File(tmp_path / "bn.h5", "r") as f:
         assert sorted(f["bn1"]) == ["bias", "blob_2", "blob_3", "weights"]
         assert f["bn1"]["blob_3"][()].tolist() == [3, 3, 3]
@@ -136,7 +138,7 @@ def assert_refused(tmp_path, capsys, args, *words):
     """main() fails with one line on stderr naming the problem (exit 2 via run_cli),
     and the directory holds no output or temporary file afterwards."""
     before = sorted(tmp_path.iterdir())
-    from replication.errors import run_cli as run
+    from replication.commands.common import run_cli as run
 
     assert run(main, [*map(str, args), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
@@ -199,5 +201,5 @@ def test_mismatched_prototxts_are_refused(caffe_dir, tmp_path, capsys):
 
 def test_convert_raises_replication_error(tmp_path):
     with pytest.raises(ReplicationError, match="no such file"):
-        convert(tmp_path / "absent.caffemodel", tmp_path / "out.h5", progress=False)
+        convert_caffemodel(tmp_path / "absent.caffemodel", tmp_path / "out.h5", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -11,15 +11,17 @@ import keras
 import numpy as np
 import pytest
 
-from replication import data, engine
-from replication.convert import convert
-from replication.evaluate import scores_model
-from replication.models import group_layers, weight_groups
+from replication import data
+from replication.run import engine
+from replication.caffe.convert import convert_caffemodel
+from replication.run.scoring import scores_model
+from replication.models.groups import group_layers, weight_groups
 from replication.models.alexnet import build_alexnet
-from replication.models.load import load_model
+from replication.models.registry import create_model
 from replication.perturb import Trial, perturbed
-from replication.synthetic import synthetic_alexnet_net
-from replication.weights import CaffeBlobs, keras_arrays
+from replication.models.synthetic import synthetic_alexnet_net
+from replication.caffe.hdf5 import CaffeBlobs
+from replication.models.weights import keras_arrays
 
 MODEL_ID = "test-engine"
 PREP = data.Preprocessing(resize=227, crop=227, mean="pixel")  # the shared images are 227 x 227 already
@@ -61,8 +63,8 @@ def alexnet_labels(alexnet, images):
 def squeezenet(caffe_dir, tmp_path_factory):
     folder = caffe_dir / "squeezenet_v1.1"
     weights = tmp_path_factory.mktemp("squeezenet") / "squeezenet_v1.1.h5"
-    convert(folder / "squeezenet_v1.1.caffemodel", weights, prototxt=folder / "deploy.prototxt", progress=False)
-    return load_model(str(folder / "deploy.prototxt"), weights)
+    convert_caffemodel(folder / "squeezenet_v1.1.caffemodel", weights, prototxt=folder / "deploy.prototxt", progress=False)
+    return create_model(str(folder / "deploy.prototxt"), weights)
 
 
 def counts(model, images, labels, groups, trials, **options):
@@ -225,7 +227,7 @@ def test_chunks_regenerate_each_trial_and_count_the_same(alexnet, images, alexne
         # Weights are set again for every chunk. dense_3's trials are first checked once
         # for the knocked-out-units shortcut; those that pass need no weights after that.
         checked = trial.layer == "dense_3"
-        shortcut = checked and trial.kind == "node"
+        shortcut = checked and trial.perturbation == "node"
         assert calls.count(trial) == checked + (0 if shortcut else chunks), trial
 
 
@@ -238,9 +240,9 @@ _TWO_DEVICES = textwrap.dedent(
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from replication import engine
-    from replication.evaluate import scores_model
-    from replication.models import weight_groups
+    from replication.run import engine
+    from replication.run.scoring import scores_model
+    from replication.models.groups import weight_groups
     from replication.models.alexnet import build_alexnet
     from replication.perturb import Trial
 

@@ -1,4 +1,4 @@
-"""Top-k counting, evaluate() on real images, and the evaluate command line end to end."""
+"""Top-k counting, evaluate_model() on real images, and the evaluate command line end to end."""
 
 import json
 
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from replication import data
-from replication.errors import ReplicationError, run_cli
-from replication.evaluate import evaluate, main, scores_model, topk_correct
+from replication.errors import ReplicationError
+from replication.commands.common import run_cli
+from replication.run.scoring import evaluate_model, scores_model, topk_correct
+from replication.commands.evaluate import main
 
 PIXEL = data.Preprocessing(resize=227, crop=227, mean="pixel")
 
@@ -63,7 +65,7 @@ def test_topk_refuses_mismatched_shapes():
         topk_correct(np.zeros((3, 10)), np.zeros(4, int))
 
 
-# --- evaluate() with a small model whose accuracy is known ----------------------------------------
+# --- evaluate_model() with a small model whose accuracy is known ----------------------------------------
 
 N_IMAGES = 30
 
@@ -100,7 +102,7 @@ def rigged_model(images, labels, scale=1.0):
 def test_evaluate_counts_the_rigged_accuracy_from_logits(few):
     images, labels = data.load_arrays(few, PIXEL)
     model, (top1, top5) = rigged_model(images, labels, scale=1000.0)
-    result = evaluate(model, few, PIXEL, batch_size=8, progress=False)
+    result = evaluate_model(model, few, PIXEL, batch_size=8, progress=False)
     assert result["images"] == N_IMAGES and result["skipped"] == []
     assert (result["top1"], result["top5"]) == (top1 / N_IMAGES, top5 / N_IMAGES)
     assert result["images_per_s"] > 0
@@ -118,7 +120,7 @@ def test_evaluate_uses_the_output_of_a_model_without_softmax(few):
     assert scores_model(model) is model
     images, labels = data.load_arrays(few, PIXEL)
     expected = topk_correct(model.predict(images, verbose=0), labels)
-    result = evaluate(model, few, PIXEL, batch_size=7, progress=False)
+    result = evaluate_model(model, few, PIXEL, batch_size=7, progress=False)
     assert (round(result["top1"] * N_IMAGES), round(result["top5"] * N_IMAGES)) == expected
 
 
@@ -135,9 +137,9 @@ def test_evaluate_skips_and_reports_bad_images(tmp_path, few):
     model = keras.Sequential([keras.Input((227, 227, 3)), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(1000)])
     with pytest.raises(ReplicationError) as err:
-        evaluate(model, ds, PIXEL, progress=False)
+        evaluate_model(model, ds, PIXEL, progress=False)
     assert err.value.path == broken
-    result = evaluate(model, ds, PIXEL, progress=False, skip_bad=True)
+    result = evaluate_model(model, ds, PIXEL, progress=False, skip_bad=True)
     assert result["images"] == 5 and [path for path, _ in result["skipped"]] == [broken]
 
 
@@ -145,7 +147,7 @@ def test_evaluate_refuses_a_crop_the_model_cannot_take(few):
     model = keras.Sequential([keras.Input((224, 224, 3)), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(10)])
     with pytest.raises(ReplicationError, match="224x224 images but the crop is 227"):
-        evaluate(model, few, PIXEL, progress=False)
+        evaluate_model(model, few, PIXEL, progress=False)
 
 
 # --- the command line -------------------------------------------------------------------------------
@@ -153,10 +155,10 @@ def test_evaluate_refuses_a_crop_the_model_cannot_take(few):
 
 @pytest.fixture(scope="module")
 def squeezenet_h5(caffe_dir, tmp_path_factory):
-    from replication.convert import convert
+    from replication.caffe.convert import convert_caffemodel
 
     out = tmp_path_factory.mktemp("squeezenet") / "squeezenet_v1.1.h5"
-    convert(caffe_dir / "squeezenet_v1.1" / "squeezenet_v1.1.caffemodel", out, progress=False)
+    convert_caffemodel(caffe_dir / "squeezenet_v1.1" / "squeezenet_v1.1.caffemodel", out, progress=False)
     return out
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from replication import figure1, figure4
-from replication.figures import CHANCE, FIGURES, plot_figure, save_figure
-from replication.results import COLUMNS, as_frame
+from replication.analysis.figures import CHANCE, plot_figure, save_figure
+from replication.analysis.experiments import EXPERIMENTS
+from replication.run.table import COLUMNS, as_frame
 
 RUN = {"model": "alexnet", "weights_sha256": "ab" * 32, "dataset_id": "d1", "images": "100", "version": "0.1.0",
        "semantics": "paper", "seed": "", "seconds": "1.0", "finished_at": "2017-03-23T00:00:00+00:00"}
@@ -23,7 +24,7 @@ def _table(kind, values):
 
 def test_one_line_per_layer_in_network_order_with_sample_sd_bars_and_chance(tmp_path):
     table = _table("synapse", {("conv_2", 0.5): [0.6, 0.7, 0.8], ("conv_1", 0.5): [0.1, 0.3, 0.2]})
-    fig = plot_figure(table, FIGURES[1], ["conv_1", "conv_2"], "AlexNet")
+    fig = plot_figure(table, EXPERIMENTS[1], ["conv_1", "conv_2"], "AlexNet")
     ax = fig.axes[0]
     assert [c.get_label() for c in ax.containers] == ["conv_1", "conv_2"]  # network order, not table order
     conv_1 = ax.containers[0]
@@ -40,7 +41,7 @@ def test_one_line_per_layer_in_network_order_with_sample_sd_bars_and_chance(tmp_
 
 def test_figure4_is_top1_with_its_own_chance():
     table = _table("gaussian", {("conv_1", 1.0): [0.4, 0.6]})
-    ax = plot_figure(table, FIGURES[4], ["conv_1"], "AlexNet").axes[0]
+    ax = plot_figure(table, EXPERIMENTS[4], ["conv_1"], "AlexNet").axes[0]
     assert ax.containers[0].lines[0].get_ydata() == pytest.approx([0.5, 0.25])
     assert any(np.allclose(line.get_ydata(), CHANCE["top1"]) for line in ax.get_lines())
     assert "top-1" in ax.get_ylabel()

@@ -17,10 +17,10 @@ import pytest
 
 from opencv_caffe import small_models
 from replication.caffe.text import read_prototxt
-from replication.convert import convert
-from replication.evaluate import scores_model, topk_correct
-from replication.models.load import load_model
-from replication.synthetic import write_synthetic_alexnet
+from replication.caffe.convert import convert_caffemodel
+from replication.run.scoring import scores_model, topk_correct
+from replication.models.registry import create_model
+from replication.models.synthetic import write_synthetic_alexnet
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 BATCH = 64
@@ -43,8 +43,8 @@ def _probabilities(cv2, folder, size, images, h5_dir):
     with the images resized to size x size (no resize at 227: they are 227 already)."""
     prototxt, caffemodel = folder / "deploy.prototxt", next(folder.glob("*.caffemodel"))
     h5 = h5_dir / f"{folder.name}.h5"
-    convert(caffemodel, h5, prototxt=prototxt, progress=False)
-    model = load_model(str(prototxt), h5, input_shape=(size, size, 3))
+    convert_caffemodel(caffemodel, h5, prototxt=prototxt, progress=False)
+    model = create_model(str(prototxt), h5, input_shape=(size, size, 3))
     cv_net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
     ours, theirs = [], []
     for start in range(0, len(images), BATCH):
@@ -139,8 +139,8 @@ def test_small_models_compute_what_opencv_computes(cv2, caffe_dir, tmp_path):
         net = read_prototxt(prototxt)
         generations.add(net.generation)
         h5 = tmp_path / f"{caffemodel.stem}.h5"
-        convert(caffemodel, h5, prototxt=prototxt, progress=False)
-        model = load_model(str(prototxt), h5)
+        convert_caffemodel(caffemodel, h5, prototxt=prototxt, progress=False)
+        model = create_model(str(prototxt), h5)
         _, channels, height, width = net.inputs["data"]
         # LeNet was trained on pixels scaled to [0, 1), the CIFAR nets on mean-subtracted 0..255
         scale = 1.0 if channels == 1 else 60.0
@@ -164,12 +164,12 @@ def test_small_models_compute_what_opencv_computes(cv2, caffe_dir, tmp_path):
 def test_synthetic_alexnet_same_from_prototxt_as_paper_model(caffe_dir, validation, tmp_path):
     caffemodel, h5 = tmp_path / "synthetic.caffemodel", tmp_path / "synthetic.h5"
     write_synthetic_alexnet(caffemodel, seed=3)
-    convert(caffemodel, h5, progress=False)
+    convert_caffemodel(caffemodel, h5, progress=False)
     caffemodel.unlink()  # 233 MB; the HDF5 has what the models need
     images = np.stack(validation[0][:BATCH]).astype(np.float32) - np.float32(MEAN_BGR)
-    paper = scores_model(load_model("alexnet", h5)).predict(images, verbose=0)
+    paper = scores_model(create_model("alexnet", h5)).predict(images, verbose=0)
     assert paper.std() > 0.1  # realistic spread, so the comparison means something
     for name in ("deploy.prototxt", "deploy_v1_format_a66100181.prototxt"):
-        generic = scores_model(load_model(str(caffe_dir / "bvlc_alexnet" / name), h5))
+        generic = scores_model(create_model(str(caffe_dir / "bvlc_alexnet" / name), h5))
         difference = np.abs(generic.predict(images, verbose=0) - paper).max()
         assert difference <= 1e-5 * np.abs(paper).max(), f"{name}: logits differ by {difference}"

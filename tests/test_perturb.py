@@ -8,18 +8,8 @@ import numpy as np
 import pytest
 
 from replication.errors import ReplicationError
-from replication.models import WeightGroup, set_weight_groups, weight_groups
-from replication.perturb import (
-    KINDS,
-    Trial,
-    knocked_out_units,
-    knockout_count,
-    perturb_arrays,
-    perturbed,
-    random_subset_mask,
-    trial_rng,
-    trial_seed,
-)
+from replication.models.groups import WeightGroup, set_weight_groups, weight_groups
+from replication.perturb import perturbation_names, Trial, knocked_out_units, knockout_count, perturb_arrays, perturbed, random_subset_mask, trial_rng, trial_seed
 
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.57, 0.9, 1.0)
 
@@ -274,7 +264,7 @@ def test_gaussian_level_zero_leaves_every_bit_unchanged():
 # --- reproducibility and restore ---------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", perturbation_names())
 def test_same_seed_same_arrays_and_inputs_untouched(model, kind):
     before = originals(model, "conv_2")
     copies = [[a.copy() for a in arrays] for arrays in before]
@@ -292,7 +282,7 @@ def snapshot(model, group):
     return [[w.copy() for w in model.get_layer(m).get_weights()] for m in group.members]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", perturbation_names())
 def test_a_trial_alone_equals_the_same_trial_inside_a_sweep(model, kind):
     groups = weight_groups(model)
     target = Trial("conv_2", kind, 0.5, 1)
@@ -309,7 +299,7 @@ def test_a_trial_alone_equals_the_same_trial_inside_a_sweep(model, kind):
     assert any(a.tobytes() != b.tobytes() for a, b in zip(sum(alone, []), sum(seen[sweep[1]], [])))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", perturbation_names())
 @pytest.mark.parametrize("semantics", ["paper", "authors_code"])
 def test_weights_come_back_bit_exactly(model, kind, semantics):
     groups = weight_groups(model)
@@ -350,11 +340,11 @@ def test_knockout_extremes_on_the_model(model):
 def test_bad_requests_are_refused(model):
     before = originals(model, "conv_1")
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="unknown perturbation"):
+    with pytest.raises(ReplicationError, match="unknown perturbation 'dropout'; registered: synapse, node, gaussian"):
         perturb_arrays(before, "dropout", 0.5, rng)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         perturb_arrays(before, "synapse", 1.5, rng)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match=r"gaussian levels must lie in \[0, ∞\)"):
         perturb_arrays(before, "gaussian", -1.0, rng)
     with pytest.raises(ValueError, match="semantics"):
         perturb_arrays(before, "node", 0.5, rng, semantics="caffe")

@@ -10,7 +10,7 @@ from replication.caffe import params
 from replication.caffe.net import CaffeFormatError, Layer
 from replication.caffe.text import net_from_message, parse_text, read_prototxt
 from replication.errors import ReplicationError
-from replication.models import keras_name, weight_groups
+from replication.models.groups import keras_name, weight_groups
 from replication.models.alexnet import build_alexnet
 from replication.models.prototxt import build_from_prototxt
 
@@ -317,12 +317,12 @@ def test_leaky_relu_dilation_and_in_place_layers(tmp_path):
 
 
 def test_load_model_refuses_unknown_models(tmp_path):
-    from replication.models.load import build_model
+    from replication.models.registry import create_model
 
     with pytest.raises(ReplicationError, match="unknown model"):
-        build_model("vgg16")
+        create_model("vgg16")
     with pytest.raises(ReplicationError, match="not found"):
-        build_model(str(tmp_path / "missing.prototxt"))
+        create_model(str(tmp_path / "missing.prototxt"))
 
 
 def test_input_layer_without_a_shape_needs_input_shape(tmp_path):

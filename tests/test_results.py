@@ -3,7 +3,8 @@
 import pytest
 
 from replication.errors import ReplicationError
-from replication.results import COLUMNS, ResultsLog, RunInfo, load_table, read_rows, write_rows
+from replication.perturb.trials import Trial
+from replication.run.table import COLUMNS, ResultsLog, RunInfo, read_table, read_rows, write_rows
 
 RUN = RunInfo(
     model="alexnet", weights_sha256="ab" * 32, dataset_id="d1", images=300, version="0.1.0", semantics="paper"
@@ -13,7 +14,7 @@ RUN = RunInfo(
 def _fill(path, trials):
     with ResultsLog(path, RUN) as log:
         for layer, level, repeat in trials:
-            log.append(layer, "synapse", level, repeat, seed=123, top1=0.5, top5=0.75, seconds=1.25)
+            log.append(Trial(layer, "synapse", level, repeat), seed=123, top1=0.5, top5=0.75, seconds=1.25)
 
 
 def test_rows_survive_reopening_and_keep_their_values(tmp_path):
@@ -21,13 +22,13 @@ def test_rows_survive_reopening_and_keep_their_values(tmp_path):
     _fill(path, [("conv_1", 0.1, 0), ("conv_1", 0.1, 1)])
     with ResultsLog(path, RUN) as log:
         assert log.done == {("conv_1", "synapse", "0.1", 0), ("conv_1", "synapse", "0.1", 1)}
-        log.append("-", "none", 0.0, 0, seed=None, top1=2 / 3, top5=0.9, seconds=0.5)
+        log.append(Trial("-", "none", 0.0, 0), seed=None, top1=2 / 3, top5=0.9, seconds=0.5)
     rows = read_rows(path)
     assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
     assert [r["layer"] for r in rows] == ["conv_1", "conv_1", "-"]
     assert float(rows[2]["top1"]) == 2 / 3  # written with full precision
     assert rows[2]["seed"] == "" and rows[0]["seed"] == "123"
-    table = load_table(path)
+    table = read_table(path)
     assert table["top5"].tolist() == [0.75, 0.75, 0.9]
 
 
@@ -37,7 +38,7 @@ def test_level_spellings_are_one_trial(tmp_path):
     with ResultsLog(path, RUN) as log:
         assert ("conv_1", "synapse", "0.3", 0) in log.done
         with pytest.raises(ValueError, match="already"):
-            log.append("conv_1", "synapse", 0.3, 0, seed=1, top1=0, top5=0, seconds=0)
+            log.append(Trial("conv_1", "synapse", 0.3, 0), seed=1, top1=0, top5=0, seconds=0)
 
 
 def test_a_torn_last_line_is_dropped_and_nothing_else(tmp_path):
@@ -51,7 +52,7 @@ def test_a_torn_last_line_is_dropped_and_nothing_else(tmp_path):
         log = ResultsLog(path, RUN)
     with log:
         assert len(log.rows) == 2
-        log.append("conv_1", "synapse", 0.5, 2, seed=1, top1=0.25, top5=0.5, seconds=1)
+        log.append(Trial("conv_1", "synapse", 0.5, 2), seed=1, top1=0.25, top5=0.5, seconds=1)
     assert path.read_bytes().startswith(intact)
     assert [int(r["repeat"]) for r in read_rows(path)] == [0, 1, 2]
 

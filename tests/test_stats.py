@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from replication import stats
+from replication.analysis import stats
 from replication.errors import ReplicationError
+from replication.run.table import COLUMNS, read_table
 
 
 def row(layer, kind, level, repeat, top5, top1=None, **extra):
@@ -105,7 +106,7 @@ def test_pooled_linear_fit_matches_linregress_on_all_layers_points():
 
 def test_linear_fits_table_and_too_few_levels():
     df = linear_table({"conv_1": -0.9, "conv_2": -0.5, "conv_3": -0.5})
-    fits = stats.linear_fits(df, kinds=("node",))
+    fits = stats.linear_fits(df, perturbations=("node",))
     assert list(fits["layers"]) == ["conv_1", "conv_2–conv_5"]
     assert fits["r2"].tolist() == pytest.approx([1.0, 1.0])
     assert list(fits["points"]) == [5, 10]  # conv_4 and conv_5 were not run: they add nothing
@@ -113,26 +114,28 @@ def test_linear_fits_table_and_too_few_levels():
     assert np.isnan(nothing.r2) and nothing.points == 0
 
 
-def test_read_results_round_trip_and_bad_files(tmp_path, table):
+def test_read_table_round_trip_and_bad_files(tmp_path, table):
     path = tmp_path / "results.csv"
-    table[list(stats.RESULT_COLUMNS)].to_csv(path, index=False)
-    back = stats.read_results(path)
-    pd.testing.assert_frame_equal(back.reset_index(drop=True), table.reset_index(drop=True), check_dtype=False)
+    table[list(COLUMNS)].to_csv(path, index=False)
+    back = stats.tidy(read_table(path), path)
+    numeric = [c for c in COLUMNS if c != "seed"]  # an empty seed reads back as text
+    pd.testing.assert_frame_equal(back[numeric].reset_index(drop=True), table[numeric].reset_index(drop=True),
+                                  check_dtype=False)
 
-    with pytest.raises(ReplicationError, match="not found"):
-        stats.read_results(tmp_path / "absent.csv")
-    table.drop(columns=["top5"]).to_csv(path, index=False)
-    with pytest.raises(ReplicationError, match="lacks column"):
-        stats.read_results(path)
-    pd.concat([table, table.iloc[[1]]]).to_csv(path, index=False)
+    with pytest.raises(ReplicationError, match="cannot read"):
+        read_table(tmp_path / "absent.csv")
+    table[list(COLUMNS)].drop(columns=["top5"]).to_csv(path, index=False)
+    with pytest.raises(ReplicationError, match="not a results table"):
+        read_table(path)
+    pd.concat([table, table.iloc[[1]]])[list(COLUMNS)].to_csv(path, index=False)
     with pytest.raises(ReplicationError, match="more than once"):
-        stats.read_results(path)
-    table.assign(top5=table["top5"] * 100).to_csv(path, index=False)
-    with pytest.raises(ReplicationError, match=r"fraction in \[0, 1\]"):
-        stats.read_results(path)
+        stats.tidy(read_table(path), path)
+    table.assign(top5=table["top5"] * 100)[list(COLUMNS)].to_csv(path, index=False)
+    with pytest.raises(ReplicationError, match="out of range"):
+        read_table(path)
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ReplicationError):
-        stats.read_results(path)
+        read_table(path)
 
 
 def test_select_refuses_to_pool_experiments(table):

@@ -5,12 +5,11 @@ import json
 import pytest
 
 from replication.errors import ReplicationError
-from replication.merge import main as merge_main
-from replication.merge import merge_shards
-from replication.results import ResultsLog, RunInfo, read_rows
-from replication.sweep import (
-    BASELINE, Grid, Shard, key, layer_costs, manifest_path, read_manifest, shard_path, shard_share, write_manifest,
-)
+from replication.commands.merge import main as merge_main
+from replication.run.shards import merge_shards
+from replication.run.table import ResultsLog, RunInfo, read_rows
+from replication.run.grid import BASELINE, Grid
+from replication.run.shards import Shard, manifest_path, read_manifest, shard_path, shard_share, write_manifest
 
 RUN = RunInfo(
     model="alexnet", weights_sha256="ab" * 32, dataset_id="d1", images=100, version="0.1.0", semantics="paper"
@@ -26,7 +25,7 @@ def test_grid_is_the_baseline_then_layer_by_layer():
         ("conv_1", 0.3, 0), ("conv_1", 0.3, 1), ("conv_1", 0.5, 0), ("conv_1", 0.5, 1),
         ("dense_3", 0.3, 0), ("dense_3", 0.3, 1), ("dense_3", 0.5, 0), ("dense_3", 0.5, 1),
     ]
-    assert len({key(t) for t in trials}) == len(trials)
+    assert len({t.key for t in trials}) == len(trials)
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 40])
@@ -52,16 +51,19 @@ def test_shard_parsing():
             Shard.parse(bad)
 
 
-def test_layer_costs_fall_with_depth():
-    from replication.models import weight_groups
+def test_suffix_costs_fall_with_depth():
     from replication.models.alexnet import build_alexnet
+    from replication.models.groups import weight_groups
+    from replication.run.costs import model_macs, suffix_macs
 
     model = build_alexnet()
-    costs = layer_costs(model, weight_groups(model))
+    costs = {"-": model_macs(model), **suffix_macs(model, weight_groups(model))}
     names = ("-", "conv_1", "conv_2", "conv_3", "conv_4", "conv_5", "dense_1", "dense_2", "dense_3")
     order = [costs[name] for name in names]
     assert order[0] == order[1] and all(a > b > 0 for a, b in zip(order[1:], order[2:]))
     assert costs["dense_3"] == 4096 * 1000
+    # conv_1 (55 x 55 positions, 11 x 11 x 3 x 96 kernel) is part of every whole-model pass
+    assert costs["conv_1"] - costs["conv_2"] == 55 * 55 * 11 * 11 * 3 * 96
 
 
 def _write_shards(tmp_path, count, grid=GRID, run=RUN):
@@ -73,7 +75,7 @@ def _write_shards(tmp_path, count, grid=GRID, run=RUN):
         write_manifest(path, run, grid, shard)
         with ResultsLog(path, run) as log:
             for t in shard_share(grid.trials(), COSTS, shard):
-                log.append(t.layer, t.kind, t.level, t.repeat, None, 0.5, 0.25 + t.repeat / 10, 1.0)
+                log.append(t, None, 0.5, 0.25 + t.repeat / 10, 1.0)
         paths.append(path)
     return merged, paths
 
@@ -83,7 +85,7 @@ def test_merge_combines_shards_in_grid_order(tmp_path, capsys):
     assert paths[1].name == "results.shard-1-of-3.csv" and manifest_path(paths[1]).is_file()
     assert read_manifest(paths[1]) == (RUN, GRID, Shard(1, 3))
     assert merge_main([str(merged), *map(str, reversed(paths))]) == 0
-    assert [key(t) for t in GRID.trials()] == [
+    assert [t.key for t in GRID.trials()] == [
         (r["layer"], r["perturbation"], r["level"], int(r["repeat"])) for r in read_rows(merged)
     ]
     assert "merged 19 trials from 3 shards" in capsys.readouterr().out

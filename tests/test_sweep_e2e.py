@@ -8,9 +8,9 @@ from sweep_runs import GAUSSIAN_LAYERS, IMAGES, LAYERS, REPEATS, TRIALS, reduced
 
 from replication import figure2
 from replication.errors import ReplicationError
-from replication.merge import merge_shards
-from replication.results import load_table, read_rows, row_key
-from replication.sweep import Grid, key
+from replication.run.shards import merge_shards
+from replication.run.table import read_table, read_rows, row_key
+from replication.run.grid import Grid
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def runs(tmp_path_factory, caffe_dir, val_subset):
 
 
 def _grid(kind, levels, layers=LAYERS):
-    return {key(t) for t in Grid(layers, kind, levels, REPEATS).trials()}
+    return {t.key for t in Grid(layers, kind, levels, REPEATS).trials()}
 
 
 def _mean(table, layer, level, metric="top5"):
@@ -60,7 +60,7 @@ def test_every_figure_writes_its_picture_table_and_report(runs):
 
 def test_accuracy_falls_as_more_is_knocked_out(runs):
     for number in (1, 2):
-        table = load_table(runs.tables[number])
+        table = read_table(runs.tables[number])
         baseline = table.loc[table["layer"] == "-", "top5"].item()
         assert baseline > 0.8  # SqueezeNet v1.1 scores top-5 0.908 on the 1300 images
         for layer in LAYERS:
@@ -85,7 +85,7 @@ def test_complete_knockout_gives_chance(runs, val_subset):
     ceiling1, ceiling5 = _constant_guess_ceiling(labels, 1), _constant_guess_ceiling(labels, 5)
     assert ceiling5 < 0.1  # far below the baseline's 0.9, so the check has teeth
     for number in (1, 2):
-        table = load_table(runs.tables[number])
+        table = read_table(runs.tables[number])
         for layer in LAYERS:
             rows = table[(table["layer"] == layer) & (table["level"] == 1.0)]
             # conv10 at 100% makes every logit 0: a tie rule that counted ties as hits
@@ -94,7 +94,7 @@ def test_complete_knockout_gives_chance(runs, val_subset):
 
 
 def test_knocking_out_output_units_leaves_the_rest_of_top1(runs):
-    table = load_table(runs.tables[2])
+    table = read_table(runs.tables[2])
     baseline = table.loc[table["layer"] == "-", "top1"].item()
     kept = _mean(table, "conv10", 0.5, "top1") / baseline
     # An image keeps its top-1 hit when its class survives (probability 1 - p), and an

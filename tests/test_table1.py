@@ -6,14 +6,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from replication import table1 as table1_module
-from replication.convert import convert
-from replication.errors import run_cli
-from replication.models import WeightGroup, set_weight_groups
+from replication.analysis import table1 as table1_module
+from replication.caffe.convert import convert_caffemodel
+from replication.commands.common import run_cli
+from replication.models.groups import WeightGroup, set_weight_groups
 from replication.models.alexnet import build_alexnet
 from replication.models.layers import grouped_conv2d
-from replication.synthetic import write_synthetic_alexnet
-from replication.table1 import STATISTICS, main, paper_table1, table1
+from replication.models.synthetic import write_synthetic_alexnet
+from replication.analysis.table1 import STATISTICS, paper_table1, table1
+from replication.commands.table1 import main
 
 
 def small_model() -> keras.Model:
@@ -86,7 +87,7 @@ def test_alexnet_rows_and_sizes_are_the_papers():
 def synthetic_h5(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic")
     write_synthetic_alexnet(folder / "alexnet.caffemodel", seed=1)
-    convert(folder / "alexnet.caffemodel", folder / "alexnet.h5", progress=False)
+    convert_caffemodel(folder / "alexnet.caffemodel", folder / "alexnet.h5", progress=False)
     (folder / "alexnet.caffemodel").unlink()
     return folder / "alexnet.h5"
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from replication.caffe import Layer, Net, write_caffemodel
-from replication.convert import convert
+from replication.caffe.convert import convert_caffemodel
 from replication.errors import ReplicationError
-from replication.models import WeightGroup, group_layers, set_weight_groups, weight_groups
+from replication.models.groups import WeightGroup, group_layers, set_weight_groups, weight_groups
 from replication.models.layers import grouped_conv2d
-from replication.weights import load_weights, read_weights
+from replication.models.weights import load_weights
+from replication.caffe.hdf5 import read_weights
 
 # A grouped conv with a non-square kernel (so H and W cannot be confused) feeding an
 # InnerProduct through a flatten of a non-square map with several channels (so
@@ -59,7 +60,7 @@ def weight_file(tmp_path, net: Net, name="tiny"):
     caffemodel = tmp_path / f"{name}.caffemodel"
     write_caffemodel(caffemodel, net)
     h5 = tmp_path / f"{name}.h5"
-    convert(caffemodel, h5, progress=False)
+    convert_caffemodel(caffemodel, h5, progress=False)
     return h5
 
 

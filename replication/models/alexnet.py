@@ -12,8 +12,10 @@ and weight shapes, but each pooling comes before its LRN instead of after it.
 
 import keras
 
-from replication.models import WeightGroup, set_weight_groups
+from replication.errors import ReplicationError
+from replication.models.groups import WeightGroup, set_weight_groups
 from replication.models.layers import LRN, CaffePooling2D, grouped_conv2d, grouped_member_names
+from replication.models.registry import register_model
 
 FLAVOURS = ("alexnet", "caffenet")
 IMAGE_SIZE = 227
@@ -68,3 +70,24 @@ def build_alexnet(flavour: str = "alexnet", image_size: int = IMAGE_SIZE) -> ker
         ],
     )
     return model
+
+
+def _image_size(flavour: str, input_shape) -> int:
+    if input_shape is None:
+        return IMAGE_SIZE
+    height, width, channels = input_shape
+    if height != width or channels != 3:
+        raise ReplicationError(None, f"{flavour} takes square 3-channel images, not {tuple(input_shape)}")
+    return height
+
+
+@register_model("alexnet", title="AlexNet", zoo_file="bvlc_alexnet")
+def alexnet(input_shape=None) -> keras.Model:
+    """BVLC AlexNet with the paper's layer names (LRN before each pooling)."""
+    return build_alexnet("alexnet", _image_size("alexnet", input_shape))
+
+
+@register_model("caffenet", title="CaffeNet", zoo_file="bvlc_reference_caffenet")
+def caffenet(input_shape=None) -> keras.Model:
+    """BVLC CaffeNet with the paper's layer names (pooling before each LRN)."""
+    return build_alexnet("caffenet", _image_size("caffenet", input_shape))

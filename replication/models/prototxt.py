@@ -21,7 +21,7 @@ from replication.caffe import params
 from replication.caffe.net import CaffeFormatError, Layer, Net
 from replication.caffe.text import read_prototxt
 from replication.errors import ReplicationError
-from replication.models import WeightGroup, keras_name, set_weight_groups
+from replication.models.groups import WeightGroup, keras_name, set_weight_groups
 from replication.models.layers import LRN, CaffePooling2D, grouped_conv2d, grouped_member_names
 
 
@@ -29,7 +29,7 @@ def build_from_prototxt(path, input_shape=None) -> keras.Model:
     """Build the network a deploy prototxt (current or V1 format) describes.
 
     input_shape: (height, width, channels) to use instead of the file's input size.
-    The batch size is always left open. Weights are not loaded (see models.load).
+    The batch size is always left open. Weights are not loaded (see models.weights).
     """
     path = Path(path)
     return build_from_net(read_prototxt(path), source=path, input_shape=input_shape)

@@ -1,78 +1,26 @@
 """Evaluate every trial of a sweep at little more than the cost of what each trial can
-change (issue 5), with the same top-1/top-5 counts as running the whole model per trial.
+change, with the same top-1/top-5 counts as running the whole model per trial.
 
 Three modes give the same counts and differ only in what they repeat per trial:
   "naive"      the whole model on freshly decoded images (a tf.data.Dataset read
                again for every trial), as the authors' code did;
   "decoded"    the whole model on images decoded once (`data.load_arrays`);
-  "optimised"  what a trial cannot change is computed once; each trial runs only the
-               part of the network from its layer on.
-Every mode scores with `evaluate.scores_model` (the logits) and `evaluate.topk_correct`,
-the project's one top-k rule, on the same batches.
-
-Where to cut. Perturbing a weight group changes exactly the layer calls downstream of
-its member layers; the suffix must contain them. Its inputs are the frontier: every
-tensor computed outside the suffix but read inside it. The frontier of the downstream
-calls alone is already a correct cut:
-  - a plain layer: its input;
-  - a split layer (AlexNet's conv_2 = conv_2_1 + conv_2_2, each reading a channel
-    slice of one tensor): the two slices, i.e. the inputs of both halves;
-  - a layer inside a DAG (an inception branch, a fire module's expand3x3): its input
-    plus the sibling branches' outputs that the following concatenation reads.
-Parameter-free layers just before the cut can make the cached tensors bigger than they
-need to be (the explicit ZeroPadding2D that `grouped_conv2d` adds where Keras' 'same'
-cannot pad as Caffe does, e.g. before GoogLeNet's strided conv1/7x7_s2). So the cut is
-moved up, one layer of the graph at a time, through parameter-free layers whose outputs
-only the suffix reads, and the smallest frontier met is kept (the first among equals, to
-recompute least). For
-AlexNet's conv_2 that is the two channel slices themselves: together they are exactly
-pool1's output (69,984 floats per image), so moving up saves nothing. Still exact: a
-suffix that starts higher recomputes those layers from the same values.
-Suffixes are Keras functional models from the frontier tensors, built on the model's
-own layer objects, so the weights `perturbed()` sets are the weights they compute with.
-
-Layer to layer. `run_layers` takes the trials of several groups and visits the groups
-in network order; each group's frontier is computed from the previous group's cached
-frontier when the graph allows (always, for chains and for fire or inception modules
-taken in order), so the unperturbed network runs about once per sweep, not once per
-layer.
-
-Memory. A group's cached frontier for the whole dataset is held (as tensors, so on a GPU
-it stays there) when it fits the budget; the trials then loop outside and each reports as
-soon as it is done. Otherwise the images are taken in chunks that fit, every trial runs
-on each chunk in turn, and a trial reports when its last chunk is done; a trial's
-perturbed weights are regenerated from its seed for every chunk (perturbations are
-deterministic in the seed, so every chunk sees the same weights). The budget, `memory_gb`,
-covers the decoded images held in RAM (an array, not a memory map) plus the cached
-frontiers, at most two groups' at once while one is computed from the other. On top of
-it come the model, TensorFlow's working memory for one batch and one trial's perturbed
-copy of the group's weights. For AlexNet with memory_gb=0.5 (images memory-mapped,
-frontiers in chunks) the peak anonymous memory was 1.33 GB on the 1,300 shared images
-(benchmarks/sweep_speed.py); the chunks keep it there for any number of images.
-
-Knocked-out output units. When every layer after a group is parameter-free up to the
-scores (AlexNet's dense_3; SqueezeNet's conv10 -> ReLU -> global average pool) and a trial
-only zeroes whole units (their kernel slice and bias), every zeroed unit outputs exactly 0
-whatever the input (a sum of products with 0; the group's activation must be linear or
-ReLU), and the other units compute what they computed in the unperturbed network. So the
-group's unperturbed output is computed once and each trial only overwrites its zeroed
-units and runs the parameter-free tail: no matrix product.
-Whether a trial only zeroes whole units is checked on the weights it actually sets, so
-this holds for any perturbation and semantics that do so, and only for those.
-
-Several trials of a dense layer in one matrix product (issue 5 item 4) is not done: the
-product per trial is already large enough to run at full speed here, so stacking trials
-saves nothing; `benchmarks/sweep_speed.py --check-dense-batching` measures it.
-
-Several GPUs. With more than one GPU visible (or `devices` given), the trials are dealt
-round-robin to one stream per device, each a thread with its own copy of the model on its
-device (perturbations set weights, so streams cannot share one) and its own caches, within
-memory_gb / number of streams. With one device or none this is the plain loop in the
-calling thread.
+  "optimised"  what a trial cannot change is computed once (the frontier tensors at the
+               cut before the perturbed layer, `graph.cut_before`); each trial runs only
+               the network from there on. A layer's cache is computed from the previous
+               layer's where the graph allows, so the unperturbed network runs about once
+               per sweep. When the caches exceed the memory bound the images are taken in
+               chunks, and a trial's weights are regenerated from its seed for every chunk.
+               When a trial only zeroes whole units of a layer followed by parameter-free
+               layers alone (AlexNet's dense_3), the zeroed logits are exactly 0 and no
+               matrix product is needed.
+Every mode scores with `scoring.scores_model` and `scoring.topk_correct` on the same
+batches. With several devices the trials are dealt round-robin to one stream per device,
+each with its own copy of the model. docs/method.md explains each of these and why they
+are exact.
 """
 
 import functools
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -82,145 +30,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from replication.errors import ReplicationError
-from replication.evaluate import scores_model, topk_correct
-from replication.models import WeightGroup, group_layers
-from replication.perturb import perturbed
+from replication.machine import half_the_ram_gb
+from replication.models.groups import group_layers
+from replication.perturb.apply import perturbed
+from replication.run.graph import bytes_per_image, computable_from, cut_after_output_layer, cut_before
+from replication.run.scoring import scores_model, topk_correct
 
 MODES = ("optimised", "decoded", "naive")
 
 
-# --- the graph: where a weight group starts to matter --------------------------------------
-
-
-def _producer(tensor):
-    operation, node_index, _ = tensor._keras_history
-    return operation._inbound_nodes[node_index]
-
-
-def _nodes_in_order(model: keras.Model) -> list:
-    """The model's own call nodes, inputs first.
-
-    Read from the model's depth map rather than from each layer's `_inbound_nodes`:
-    building sub-models on the same layers adds nodes to those lists.
-    """
-    by_depth = model._nodes_by_depth
-    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
-
-
-def influenced_nodes(model: keras.Model, layer_names) -> set:
-    """The call nodes whose outputs change when the named layers' weights change."""
-    names = set(layer_names)
-    influenced = set()
-    for node in _nodes_in_order(model):
-        if node.operation.name in names or any(_producer(t) in influenced for t in node.input_tensors):
-            influenced.add(node)
-    missing = names - {node.operation.name for node in influenced}
-    if missing:
-        raise ReplicationError(None, f"model {model.name!r} has no layer {', '.join(sorted(missing))}")
-    return influenced
-
-
-def frontier(model: keras.Model, nodes: set) -> list:
-    """Tensors computed outside `nodes` and read inside them, in network order."""
-    cut = []
-    for node in _nodes_in_order(model):
-        if node in nodes:
-            for tensor in node.input_tensors:
-                if _producer(tensor) not in nodes and not any(tensor is c for c in cut):
-                    cut.append(tensor)
-    return cut
-
-
-def _bytes_per_image(tensors) -> int | None:
-    """None when a size is only known at run time."""
-    shapes = [t.shape[1:] for t in tensors]
-    if any(d is None for shape in shapes for d in shape):
-        return None
-    return sum(int(np.prod(shape)) * np.dtype(t.dtype).itemsize for shape, t in zip(shapes, tensors))
-
-
-def _smallest_frontier(model: keras.Model, suffix_nodes: set) -> list:
-    """Move the cut up through parameter-free layers read only by the suffix while that
-    makes the cached tensors smaller (see the module notes)."""
-    readers = {}
-    for node in _nodes_in_order(model):
-        for tensor in node.input_tensors:
-            readers.setdefault(id(tensor), []).append(node)
-    outputs = {id(t) for t in model.outputs}
-
-    def movable(node):
-        return (
-            not node.is_input
-            and not getattr(node.operation, "weights", None)
-            and all(id(t) not in outputs and all(r in suffix_nodes for r in readers.get(id(t), [])) for t in node.outputs)
-        )
-
-    cut = best = frontier(model, suffix_nodes)
-    best_bytes = _bytes_per_image(best)
-    while best_bytes is not None:
-        step = {node for node in map(_producer, cut) if movable(node)}
-        if not step:
-            break
-        suffix_nodes = suffix_nodes | step
-        cut = frontier(model, suffix_nodes)
-        size = _bytes_per_image(cut)
-        if size is None:
-            break
-        if size < best_bytes:
-            best, best_bytes = cut, size
-    return best
-
-
-def cut_before(model: keras.Model, group: WeightGroup) -> list:
-    """The frontier tensors to cache for perturbing `group` (see the module notes)."""
-    return _smallest_frontier(model, influenced_nodes(model, group.members))
-
-
-def cut_after_output_layer(model: keras.Model, group: WeightGroup) -> list | None:
-    """[the group's output tensor] when the group is one Dense or Conv2D layer followed
-    only by parameter-free layers up to the model output, which read nothing else from
-    before it; None otherwise."""
-    if len(group.members) != 1:
-        return None
-    layer = model.get_layer(group.members[0])
-    if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
-        return None  # units must be the kernel's last axis, each computed from its own slice
-    if getattr(layer.activation, "__name__", None) not in ("linear", "relu"):
-        return None  # a zeroed unit must output exactly 0, and alone (no softmax inside)
-    influenced = influenced_nodes(model, group.members)
-    own = [node for node in influenced if node.operation is layer]
-    tail = influenced - set(own)
-    if len(own) != 1 or any(getattr(node.operation, "weights", None) for node in tail):
-        return None
-    (output,) = own[0].outputs
-    if tail and not all(t is output for t in frontier(model, tail)):
-        return None
-    return [output]
-
-
-def computable_from(targets, sources) -> bool:
-    """Whether `targets` can be computed from `sources` without the model's inputs."""
-    known = {id(t) for t in sources}
-    stack, seen = list(targets), set()
-    while stack:
-        tensor = stack.pop()
-        if id(tensor) in known or id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        node = _producer(tensor)
-        if node.is_input:
-            return False
-        stack.extend(node.input_tensors)
-    return True
-
-
-def zeroed_units(model, group, trial, model_id, semantics="paper") -> np.ndarray | None:
+def zeroed_units(model, group, trial, seed_scope, semantics="paper") -> np.ndarray | None:
     """Indices of the units `trial` zeroes entirely (kernel slice and bias), when that is all
     it changes in the group's single layer; None when it changes anything else."""
     (layer,) = group_layers(model, group)
     before = layer.get_weights()
-    with perturbed(model, group, trial, model_id, semantics):
+    with perturbed(model, group, trial, seed_scope, semantics):
         after = layer.get_weights()
     units = before[0].shape[-1]
     changed = np.zeros(units, dtype=bool)
@@ -279,14 +103,14 @@ def _image_batches(images, labels, start, stop, batch_size):
 # --- the uncached modes ------------------------------------------------------------------------
 
 
-def _whole_model_stream(model, group_of, trials, batches_for_trial, model_id, semantics):
+def _whole_model_stream(model, group_of, trials, batches_for_trial, seed_scope, semantics):
     """The whole network for every trial, on batches from `batches_for_trial()`."""
     forward = _compiled(scores_model(model))
 
     def run(report):
         for trial in trials:
             t0 = time.perf_counter()
-            with perturbed(model, group_of[trial.layer], trial, model_id, semantics):
+            with perturbed(model, group_of[trial.layer], trial, seed_scope, semantics):
                 top1, top5 = _count(forward, batches_for_trial())
             report(trial, top1, top5, time.perf_counter() - t0)
 
@@ -310,7 +134,7 @@ class _Stage:
     tallies: list = field(default_factory=list)
 
 
-def _optimised_stream(model, images, labels, groups, trials, model_id, semantics, batch_size, memory_bytes):
+def _optimised_stream(model, images, labels, groups, trials, seed_scope, semantics, batch_size, memory_bytes):
     scoring = scores_model(model)
     stages = []
     for group in groups:
@@ -322,7 +146,7 @@ def _optimised_stream(model, images, labels, groups, trials, model_id, semantics
         if output is not None:
             tail = _bridge(output, scoring.outputs)
             for trial in mine:
-                units = zeroed_units(model, group, trial, model_id, semantics)
+                units = zeroed_units(model, group, trial, seed_scope, semantics)
                 if units is not None:
                     mask = np.zeros(output[0].shape[-1], dtype=bool)
                     mask[units] = True
@@ -333,7 +157,7 @@ def _optimised_stream(model, images, labels, groups, trials, model_id, semantics
             suffix = _bridge(cut, scoring.outputs)
 
             def run_perturbed(trial, cache, group=group, suffix=suffix):
-                with perturbed(model, group, trial, model_id, semantics):
+                with perturbed(model, group, trial, seed_scope, semantics):
                     return _count(suffix, cache)
 
             stages.append(_Stage(cut, run_perturbed, regular))
@@ -360,7 +184,7 @@ def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
     for stage in stages:
         stage.from_previous = previous is not inputs and computable_from(stage.frontier, previous)
         stage.make = _bridge(previous if stage.from_previous else inputs, stage.frontier)
-        size = _bytes_per_image(stage.frontier)
+        size = bytes_per_image(stage.frontier)
         if size is None:  # sizes known only at run time: measure on one image
             size = sum(v.numpy().nbytes for v in _bridge(inputs, stage.frontier)(tf.convert_to_tensor(images[:1])))
         stage.bytes_per_image = size
@@ -426,7 +250,7 @@ def _memory_budget(memory_gb, images) -> int:
     """Bytes left for cached activations: memory_gb (default half the RAM) less the images
     when they are held in RAM."""
     if memory_gb is None:
-        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 / 2
+        memory_gb = half_the_ram_gb()
     in_ram = images.nbytes if isinstance(images, np.ndarray) and not isinstance(images, np.memmap) else 0
     return max(0, int(memory_gb * 2**30) - in_ram)
 
@@ -440,7 +264,7 @@ def run_layers(
     labels,
     groups,
     trials,
-    model_id: str,
+    seed_scope: str,
     semantics: str = "paper",
     batch_size: int = 64,
     memory_gb: float | None = None,
@@ -498,14 +322,14 @@ def run_layers(
                 def fresh():
                     return (((x,), y) for x, y in images)
 
-                run = _whole_model_stream(replica, group_of, share, fresh, model_id, semantics)
+                run = _whole_model_stream(replica, group_of, share, fresh, seed_scope, semantics)
             elif mode == "decoded":
                 def decoded():
                     return _image_batches(images, labels, 0, len(labels), batch_size)
 
-                run = _whole_model_stream(replica, group_of, share, decoded, model_id, semantics)
+                run = _whole_model_stream(replica, group_of, share, decoded, seed_scope, semantics)
             else:
-                run = _optimised_stream(replica, images, labels, groups, share, model_id, semantics, batch_size, memory_bytes)
+                run = _optimised_stream(replica, images, labels, groups, share, seed_scope, semantics, batch_size, memory_bytes)
         streams.append((device, run))
 
     def run_stream(device, run):
@@ -526,8 +350,3 @@ def count_unperturbed(model, images, labels, batch_size: int = 64) -> tuple[int,
     memmap, read batch by batch), scored and batched as every trial is."""
     forward = _compiled(scores_model(model))
     return _count(forward, _image_batches(images, labels, 0, len(labels), batch_size))
-
-
-def run_trials(model, images, labels, group: WeightGroup, trials, model_id: str, **options):
-    """Evaluate every trial of one weight group: `run_layers` with that one group."""
-    return run_layers(model, images, labels, [group], trials, model_id, **options)

@@ -1,6 +1,6 @@
 """Caffe weights from the converter's HDF5 file into a Keras model.
 
-The file (written by replication.convert) holds each Caffe layer's blobs in Caffe's
+The file (`caffe.hdf5`) holds each Caffe layer's blobs in Caffe's
 own layout. The model says, through its WeightGroups, which Caffe layer fills which
 Keras layers; this module only changes layouts:
 
@@ -11,57 +11,25 @@ Keras layers; this module only changes layouts:
   (h, w, c), so the rows are reordered as well.
 """
 
-from pathlib import Path
-from typing import NamedTuple
-
-import h5py
 import keras
 import numpy as np
 
-from replication.convert import FORMAT, FORMAT_VERSION
+from replication.caffe.hdf5 import CaffeBlobs, read_weights
 from replication.errors import ReplicationError
-from replication.models import WeightGroup, group_layers, weight_groups
-
-
-class CaffeBlobs(NamedTuple):
-    type: str  # Caffe layer type, e.g. "Convolution"
-    blobs: list[np.ndarray]  # weights, bias, further blobs; Caffe layout, float32
-
-
-def read_weights(h5_path) -> dict[str, CaffeBlobs]:
-    """Caffe layer name -> (type, blobs) from a converter HDF5 file, in network order."""
-    path = Path(h5_path)
-    if not path.is_file():
-        raise ReplicationError(path, "no such weight file")
-    if not h5py.is_hdf5(path):
-        raise ReplicationError(path, "not an HDF5 file (expected the output of python -m replication.convert)")
-    try:
-        with h5py.File(path, "r") as f:
-            found = f.attrs.get("format")
-            if found != FORMAT:
-                raise ReplicationError(
-                    path, f"HDF5 file is not a converted Caffe model (format attribute {found!r}, expected {FORMAT!r})"
-                )
-            version = int(f.attrs.get("format_version", -1))
-            if version != FORMAT_VERSION:
-                raise ReplicationError(path, f"format_version {version}, but this reader knows {FORMAT_VERSION}")
-            groups = sorted(f.values(), key=lambda group: int(group.attrs["index"]))
-            return {g.attrs["caffe_name"]: CaffeBlobs(str(g.attrs["type"]), _blobs(g)) for g in groups}
-    except ReplicationError:
-        raise
-    except (OSError, KeyError, ValueError) as err:
-        # h5py reports truncation and damaged metadata as OSError/KeyError.
-        raise ReplicationError(path, f"damaged or truncated weight file ({err})") from err
-
-
-def _blobs(group: h5py.Group) -> list[np.ndarray]:
-    names = ["weights", "bias"]
-    names += sorted((n for n in group if n.startswith("blob_")), key=lambda n: int(n.split("_")[1]))
-    return [np.asarray(group[n], dtype=np.float32) for n in names if n in group]
+from replication.models.groups import WeightGroup, group_layers, weight_groups
 
 
 def load_weights(model: keras.Model, h5_path) -> keras.Model:
-    """Set every weight group of `model` from the Caffe layers in `h5_path`; returns the model."""
+    """Set every weight group of `model` from the Caffe layers in a converted HDF5 file.
+
+    Args:
+        model: a model whose WeightGroups name their Caffe layers.
+        h5_path: the file `caffe.convert` wrote.
+
+    Returns:
+        `model`, its weights set. A missing layer or a shape that does not fit is a
+        ReplicationError naming the file and the layer.
+    """
     layers = read_weights(h5_path)
     for group in weight_groups(model).values():
         if group.caffe_name not in layers:

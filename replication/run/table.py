@@ -22,7 +22,7 @@ from pathlib import Path
 
 from replication.errors import ReplicationError
 from replication.files import atomic_output
-from replication.perturb import canonical_level as level_text
+from replication.perturb.trials import Trial, canonical_level
 
 COLUMNS = (
     "model", "weights_sha256", "dataset_id", "images", "layer", "perturbation", "level",
@@ -31,7 +31,7 @@ COLUMNS = (
 
 # The unperturbed network is one row shared by every layer and perturbation.
 BASELINE_LAYER = "-"
-BASELINE_KIND = "none"
+BASELINE_PERTURBATION = "none"
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,9 @@ class RunInfo:
     semantics: str
 
 
-def trial_key(layer: str, perturbation: str, level, repeat) -> tuple[str, str, str, int]:
-    """What identifies a trial in a table (the run columns aside)."""
-    return (layer, perturbation, level_text(level), int(repeat))
-
-
 def row_key(row: dict) -> tuple[str, str, str, int]:
-    return trial_key(row["layer"], row["perturbation"], row["level"], row["repeat"])
+    """The key of the trial a row records (`Trial.key`)."""
+    return Trial.from_row(row).key
 
 
 def read_rows(path) -> list[dict]:
@@ -66,7 +62,10 @@ def read_rows(path) -> list[dict]:
         data = path.read_bytes()
     except OSError as err:
         raise ReplicationError(path, f"cannot read results table: {err.strerror}") from None
-    return _parse(path, data[: data.rfind(b"\n") + 1])
+    complete = data[: data.rfind(b"\n") + 1]
+    if data and not complete:
+        raise ReplicationError(path, "not a results table: it has no complete header line")
+    return _parse(path, complete)
 
 
 def _parse(path: Path, data: bytes) -> list[dict]:
@@ -168,17 +167,18 @@ class ResultsLog:
             self._append(COLUMNS)
         return rows
 
-    def append(self, layer, perturbation, level, repeat, seed, top1, top5, seconds) -> dict:
+    def append(self, trial: Trial, seed, top1, top5, seconds) -> dict:
         """Record one finished trial durably; returns the row as written."""
-        key = trial_key(layer, perturbation, level, repeat)
-        if key in self.done:
-            raise ValueError(f"{self.path}: trial {key} is already in the table")
+        if trial.key in self.done:
+            raise ValueError(f"{self.path}: trial {trial.key} is already in the table")
+        if not all(math.isfinite(float(v)) for v in (trial.level, top1, top5, seconds)):
+            raise ValueError(f"{self.path}: trial {trial.key}: level, accuracies and seconds must be finite")
         row = {
             **{name: str(value) for name, value in asdict(self.run).items()},
-            "layer": layer,
-            "perturbation": perturbation,
-            "level": level_text(level),
-            "repeat": str(int(repeat)),
+            "layer": trial.layer,
+            "perturbation": trial.perturbation,
+            "level": canonical_level(trial.level),
+            "repeat": str(int(trial.repeat)),
             "seed": "" if seed is None else str(int(seed)),
             "top1": repr(float(top1)),
             "top5": repr(float(top5)),
@@ -187,7 +187,7 @@ class ResultsLog:
         }
         self._append([row[name] for name in COLUMNS])
         self.rows.append(row)
-        self.done.add(key)
+        self.done.add(trial.key)
         return row
 
     def _append(self, fields) -> None:
@@ -220,13 +220,32 @@ def write_rows(path, rows: list[dict]) -> None:
             os.fsync(f.fileno())
 
 
-def load_table(*paths):
-    """The finished rows of one or more tables as a pandas DataFrame with numeric columns."""
-    return as_frame([row for path in paths for row in read_rows(path)])
+def read_table(*paths):
+    """The finished rows of one or more results tables as one pandas DataFrame.
+
+    Args:
+        paths: results tables of one experiment (Figure 1's and Figure 2's, say).
+
+    Returns:
+        A DataFrame with the table's columns, numeric where they are numbers. Each table
+        holds its own unperturbed baseline row; identical baselines are kept once, so the
+        baseline is not counted as several repeats.
+    """
+    rows, baselines = [], set()
+    for path in paths:
+        for row in read_rows(path):
+            if row["layer"] == BASELINE_LAYER:
+                same = tuple(row[c] for c in ("model", "weights_sha256", "dataset_id", "images", "top1", "top5"))
+                if same in baselines:
+                    continue
+                baselines.add(same)
+            rows.append(row)
+    return as_frame(rows)
 
 
 def as_frame(rows: list[dict]):
-    import pandas as pd
+    """Rows of dicts of strings (as `read_rows` returns them) as a typed DataFrame."""
+    import pandas as pd  # here, so that merging shards needs no pandas
 
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     for name in ("images", "repeat"):

@@ -1,4 +1,4 @@
-"""Figures 1-4 of the paper from a results table.
+"""The paper's figures (and any sweep's) from a results table.
 
 Each figure is one panel: accuracy against perturbation level, one line per layer in
 network order, error bars one standard deviation over the repeats, and a dashed line
@@ -7,7 +7,6 @@ object API is used without pyplot, so saving needs no display and uses the Agg
 renderer whatever backend the caller (a notebook, say) has selected.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -16,49 +15,38 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from replication.files import atomic_output
-from replication.stats import curve
+from replication.analysis.experiments import METRICS, Experiment
+from replication.analysis.stats import curve
+from replication.perturb.registry import get_perturbation
 
 # Guessing uniformly among 1000 classes: 5 chances in 1000 for top-5, 1 for top-1.
 CHANCE = {"top5": 0.005, "top1": 0.001}
 
 
-@dataclass(frozen=True)
-class FigureSpec:
-    number: int
-    kind: str  # perturbation
-    metric: str  # "top5" or "top1"
-    levels: tuple[float, ...]  # the paper's default grid
-    xlabel: str
-
-
-def _steps(stop, step):
-    return tuple(round(i * step, 9) for i in range(round(stop / step) + 1))
-
-
-_NOISE = "noise standard deviation k (multiples of the layer's weight σ)"
-FIGURES = {
-    1: FigureSpec(1, "synapse", "top5", _steps(1.0, 0.1), "proportion of synapses knocked out"),
-    2: FigureSpec(2, "node", "top5", _steps(1.0, 0.1), "proportion of nodes knocked out"),
-    3: FigureSpec(3, "gaussian", "top5", _steps(2.0, 0.25), _NOISE),
-    4: FigureSpec(4, "gaussian", "top1", _steps(2.0, 0.25), _NOISE),
-}
-
-_TITLES = {"synapse": "Synapse knockout", "node": "Node knockout", "gaussian": "Gaussian weight noise"}
-_METRIC_LABELS = {"top5": "top-5 accuracy", "top1": "top-1 accuracy"}
-
-
-def curves(table: pd.DataFrame, kind: str, metric: str, layers) -> dict[str, pd.DataFrame]:
+def curves(table: pd.DataFrame, perturbation: str, metric: str, layers) -> dict[str, pd.DataFrame]:
     """Per layer with trials: level, mean, std (ddof=stats.DDOF), n; level 0 is the baseline."""
     out = {}
     for layer in layers:
-        if ((table["layer"] == layer) & (table["perturbation"] == kind)).any():
-            out[layer] = curve(table, layer, kind, metric)
+        if ((table["layer"] == layer) & (table["perturbation"] == perturbation)).any():
+            out[layer] = curve(table, layer, perturbation, metric)
     return out
 
 
-def plot_figure(table: pd.DataFrame, spec: FigureSpec, layers, model_label: str) -> Figure:
-    """The paper's layout for `spec`, drawn from `table` for `layers` (network order)."""
-    lines = curves(table, spec.kind, spec.metric, layers)
+def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title: str) -> Figure:
+    """The paper's layout for an experiment.
+
+    Args:
+        table: the results (`run.table.read_table`, or `run.grid.grid_table`).
+        experiment: which perturbation and metric to draw (`experiments.EXPERIMENTS`).
+        layers: the layers to draw, in network order: one line each.
+        model_title: the model's name in the title.
+
+    Returns:
+        A matplotlib Figure (no pyplot state); `save_figure` writes it.
+    """
+    spec = experiment
+    perturbation = get_perturbation(spec.perturbation)
+    lines = curves(table, spec.perturbation, spec.metric, layers)
     crowded = len(lines) > 10  # a deep model: the legend goes beside the panel, not over it
     fig = Figure(figsize=(8.8 if crowded else 6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -74,11 +62,11 @@ def plot_figure(table: pd.DataFrame, spec: FigureSpec, layers, model_label: str)
     levels = [level for line in lines.values() for level in line["level"]] or [0.0, 1.0]
     ax.set_xlim(min(levels), max(levels))
     ax.set_ylim(0, 1)
-    ax.set_xlabel(spec.xlabel)
-    ax.set_ylabel(_METRIC_LABELS[spec.metric])
+    ax.set_xlabel(perturbation.level_label)
+    ax.set_ylabel(METRICS[spec.metric])
     images = int(table["images"].iloc[0]) if len(table) else 0
     repeats = max((int(line["n"].max()) for line in lines.values()), default=0)
-    ax.set_title(f"Figure {spec.number}. {_TITLES[spec.kind]}, {model_label} "
+    ax.set_title(f"{spec.label}. {perturbation.title}, {model_title} "
                  f"({images} images, {repeats} repeats, error bars ±1 SD)", fontsize=9)
     if crowded:
         fig.legend(handles=handles, fontsize=6, ncol=1 + len(handles) // 20, loc="outside right center", frameon=False)

@@ -1,7 +1,7 @@
 """Statistics of a results table: mean ± std over repeats, rank-sum tests, linear fits.
 
-Input is the sweep's results table (one row per finished trial; columns in
-`RESULT_COLUMNS`). Rows with level 0 are the unperturbed network, evaluated once and
+Input is the sweep's results table as a DataFrame (`run.table.read_table`; one row per
+finished trial). Rows with level 0 are the unperturbed network, evaluated once and
 shared by every layer and perturbation: `curve` puts that baseline at level 0 of each
 curve.
 
@@ -18,23 +18,15 @@ Conventions, stated once:
 """
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from replication.analysis.experiments import METRICS
 from replication.errors import ReplicationError
+from replication.run.table import BASELINE_PERTURBATION, BASELINE_LAYER
 
-RESULT_COLUMNS = (
-    "model", "weights_sha256", "dataset_id", "images", "layer", "perturbation", "level", "repeat",
-    "seed", "top1", "top5", "seconds", "finished_at", "version", "semantics",
-)  # fmt: skip
 REQUIRED_COLUMNS = ("layer", "perturbation", "level", "repeat", "top1", "top5")
-# Read as text even when they look numeric (a hash of zeros, a layer called "1").
-TEXT_COLUMNS = ("model", "weights_sha256", "dataset_id", "layer", "perturbation", "finished_at", "version", "semantics")
-METRICS = ("top1", "top5")
-BASELINE_LAYER, BASELINE_KIND = "-", "none"
 DDOF = 1
 LEVEL_DECIMALS = 9
 
@@ -42,33 +34,9 @@ LEVEL_DECIMALS = 9
 PAPER_FIT_GROUPS = {"conv_1": ("conv_1",), "conv_2–conv_5": ("conv_2", "conv_3", "conv_4", "conv_5")}
 
 
-def read_results(path) -> pd.DataFrame:
-    """The results CSV, checked: required columns, metrics in [0, 1], no trial twice."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReplicationError(path, "results file not found")
-    try:
-        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ReplicationError(path, f"not a readable results CSV ({err})") from None
-    return tidy(df, path)
-
-
-def read_tables(paths) -> pd.DataFrame:
-    """Several results CSVs of one experiment (e.g. Figure 1's and Figure 2's) as one table.
-
-    Each sweep writes its own unperturbed baseline row; identical ones are kept once so
-    that the baseline is not counted as several repeats.
-    """
-    tables = [read_results(p) for p in paths]
-    df = pd.concat(tables, ignore_index=True)
-    base = df["level"] == 0
-    baseline = df[base].drop_duplicates(["model", "weights_sha256", "dataset_id", "images", "top1", "top5"])
-    return tidy(pd.concat([baseline, df[~base]], ignore_index=True), ", ".join(map(str, paths)))
-
-
 def tidy(df: pd.DataFrame, path=None) -> pd.DataFrame:
-    """Check a results table and round its levels; `path` only names it in errors."""
+    """Check a results DataFrame (required columns, metrics in [0, 1], no trial twice) and
+    round its levels; `path` only names it in errors."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ReplicationError(path, f"results table lacks column(s) {', '.join(missing)}")
@@ -113,12 +81,12 @@ def baseline_values(df: pd.DataFrame, metric="top5") -> np.ndarray:
     return df.loc[df["level"] == 0, metric].to_numpy(float)
 
 
-def trial_values(df: pd.DataFrame, layer: str, kind: str, level: float, metric="top5") -> np.ndarray:
+def trial_values(df: pd.DataFrame, layer: str, perturbation: str, level: float, metric="top5") -> np.ndarray:
     """The repeats of one (layer, perturbation, level); the baseline for level 0."""
     level = round(float(level), LEVEL_DECIMALS)
     if level == 0:
         return baseline_values(df, metric)
-    rows = (df["layer"] == layer) & (df["perturbation"] == kind) & (df["level"] == level)
+    rows = (df["layer"] == layer) & (df["perturbation"] == perturbation) & (df["level"] == level)
     return df.loc[rows, metric].to_numpy(float)
 
 
@@ -129,7 +97,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """
     df = df.copy()
     base = df["level"] == 0
-    df.loc[base, "layer"], df.loc[base, "perturbation"] = BASELINE_LAYER, BASELINE_KIND
+    df.loc[base, "layer"], df.loc[base, "perturbation"] = BASELINE_LAYER, BASELINE_PERTURBATION
     grouped = df.groupby(["layer", "perturbation", "level"], sort=False)
     out = grouped.size().rename("n").to_frame()
     for metric in METRICS:
@@ -143,9 +111,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def curve(df: pd.DataFrame, layer: str, kind: str, metric="top5") -> pd.DataFrame:
+def curve(df: pd.DataFrame, layer: str, perturbation: str, metric="top5") -> pd.DataFrame:
     """level, mean, std, n for one layer and perturbation, with the baseline at level 0."""
-    rows = df[((df["layer"] == layer) & (df["perturbation"] == kind) & (df["level"] != 0)) | (df["level"] == 0)]
+    rows = df[((df["layer"] == layer) & (df["perturbation"] == perturbation) & (df["level"] != 0)) | (df["level"] == 0)]
     grouped = rows.groupby("level")[metric]
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=DDOF), "n": grouped.size()}).reset_index()
 
@@ -187,11 +155,11 @@ class LinearFit:
     levels: int  # distinct levels; a fit through 2 levels has r² = 1 whatever the data
 
 
-def linear_fit(df: pd.DataFrame, layers, kind: str, metric="top5") -> LinearFit:
+def linear_fit(df: pd.DataFrame, layers, perturbation: str, metric="top5") -> LinearFit:
     """Least-squares line of mean accuracy against level, pooled over `layers`."""
     xs, ys = [], []
     for layer in layers:
-        c = curve(df, layer, kind, metric)
+        c = curve(df, layer, perturbation, metric)
         if (c["level"] != 0).any():  # a layer with no trials adds nothing, not a lone baseline
             xs.append(c["level"].to_numpy())
             ys.append(c["mean"].to_numpy())
@@ -204,12 +172,12 @@ def linear_fit(df: pd.DataFrame, layers, kind: str, metric="top5") -> LinearFit:
     return LinearFit(float(fit.slope), float(fit.intercept), float(fit.rvalue**2), len(x), levels)
 
 
-def linear_fits(df: pd.DataFrame, metric="top5", groups=None, kinds=("node", "synapse")) -> pd.DataFrame:
+def linear_fits(df: pd.DataFrame, metric="top5", groups=None, perturbations=("node", "synapse")) -> pd.DataFrame:
     """r² of the paper's fits (default: conv_1 alone, conv_2–conv_5 pooled) per perturbation."""
     groups = PAPER_FIT_GROUPS if groups is None else groups
     rows = []
-    for kind in kinds:
+    for perturbation in perturbations:
         for label, layers in groups.items():
-            fit = linear_fit(df, layers, kind, metric)
-            rows.append({"perturbation": kind, "layers": label, "r2": fit.r2, "slope": fit.slope, "intercept": fit.intercept, "points": fit.points})
+            fit = linear_fit(df, layers, perturbation, metric)
+            rows.append({"perturbation": perturbation, "layers": label, "r2": fit.r2, "slope": fit.slope, "intercept": fit.intercept, "points": fit.points})
     return pd.DataFrame(rows)

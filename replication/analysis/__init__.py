@@ -1,0 +1,10 @@
+"""From results tables to the paper's numbers and figures. Reads results; runs no network
+(except table1, which reads a model's weights).
+
+stats        mean ± std over repeats, rank-sum tests, linear fits
+claims       the claim registry: every quantitative claim of the paper, checked
+experiments  the paper's figures as data: perturbation, metric, levels, repeats
+figures      drawing a figure from a results table
+reports      the claims table as text/Markdown, the report beside each figure
+table1       the paper's Table 1: statistics of every weight array
+"""

@@ -1,0 +1,135 @@
+"""Reports: the claims table as text and Markdown, and the statistics report written
+beside each figure (mean ± std per layer and level, and the paper's claims about that
+figure's perturbation checked on the same results)."""
+
+import numpy as np
+import pandas as pd
+
+from replication.analysis import claims, stats
+from replication.analysis.experiments import METRICS, Experiment
+from replication.analysis.figures import curves
+
+
+def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, str], how: str, relative: bool) -> str:
+    """The lines above a claims table: which results, which model, how the claims are read."""
+    def one(column):
+        values = df.loc[df["level"] != 0, column].dropna().unique() if column in df.columns else []
+        return ", ".join(map(str, values)) or "?"
+
+    repeats = df[df["level"] != 0].groupby(["layer", "perturbation", "level"]).size()
+    base = stats.baseline_values(df, metric)
+    lines = [
+        "Claims of Cheney, Schrimpf & Kreiman (2017) about AlexNet, beside ours",
+        f"  results {source}: model {one('model')}, {one('images')} images, semantics {one('semantics')}, "
+        f"{_repeats_text(repeats)}, metric {metric}",
+        f"  unperturbed {metric}: ours {base.mean():.3f}" if base.size else "  no unperturbed (level 0) result",
+        "  losses are relative: 1 − accuracy / baseline; "
+        + ("accuracies are judged as fractions of each network's own baseline (paper 0.791)" if relative else "accuracies are compared raw (--absolute)"),
+    ]
+    if metric != "top5":
+        lines.append(f"  the paper's numbers are top-5; here the same comparisons are made on {metric}")
+    if any(ours != paper for paper, ours in layer_map.items()):
+        unmapped = [name for name in claims.PAPER_LAYERS if name not in layer_map]
+        lines += [
+            "NOTE: these results are not from AlexNet's layers. The claims are about AlexNet; they are checked on",
+            f"  these layers ({how}): " + ", ".join(f"{paper} -> {ours}" for paper, ours in layer_map.items()),
+        ]
+        if unmapped:
+            lines.append(f"  not mapped, so their claims read n.a.: {', '.join(unmapped)}")
+    return "\n".join(lines)
+
+
+def _cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as strings: p-values to 3 significant digits, blank where there is none."""
+    shown = table.copy()
+    shown["p_value"] = [f"{p:.3g}" if np.isfinite(p) else "" for p in table["p_value"]]
+    return shown.astype(str)
+
+
+def claims_text(table: pd.DataFrame) -> str:
+    shown = _cells(table)
+    # pandas right-aligns strings; pad them to the column width so they read left-aligned
+    widths = {c: max(len(c), *shown[c].str.len()) for c in shown.columns}
+    formatters = {c: (lambda s, w=widths[c]: s.ljust(w)) for c in shown.columns}
+    return shown.to_string(index=False, formatters=formatters, justify="left")
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    shown = _cells(table)
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+
+
+def mean_std_markdown(table: pd.DataFrame, perturbation: str, metric: str, layers) -> str:
+    """Levels down, layers across, cells 'mean ± std' (std over repeats, ddof=stats.DDOF)."""
+    lines = curves(table, perturbation, metric, layers)
+    if not lines:
+        return "(no trials)"
+    levels = sorted({level for line in lines.values() for level in line["level"]})
+    header = ["level", *lines]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for level in levels:
+        cells = [f"{level:g}"]
+        for line in lines.values():
+            match = line[line["level"] == level]
+            if match.empty:
+                cells.append("")
+            else:
+                mean, std = match["mean"].iloc[0], match["std"].iloc[0]
+                cells.append(f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _repeats_text(counts) -> str:
+    """"5 repeats", or "2–5 repeats" when points differ."""
+    if not len(counts):
+        return "no repeats"
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low} repeat{'s' * (low != 1)}" if low == high else f"{low}–{high} repeats"
+
+
+def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source) -> str:
+    """The Markdown report written beside a figure.
+
+    Args:
+        table: the experiment's results (`run.grid.grid_table`).
+        experiment: the figure it belongs to.
+        layers: the figure's layers in network order.
+        source: the results table's path, as shown in the report.
+
+    Returns:
+        Mean ± std per layer and level for the experiment's metric, then the paper's claims
+        about its perturbation (top-5, as the paper states them).
+    """
+    metric = METRICS[experiment.metric]
+    repeats = table.loc[table["level"] != 0].groupby(["layer", "level"]).size()
+    parts = [
+        f"# {experiment.label}: {experiment.perturbation} perturbation, {metric}",
+        "",
+        f"Results: `{source}`: {len(table)} trials on {int(table['images'].iloc[0])} images, "
+        f"{_repeats_text(repeats)} per point, semantics {table['semantics'].iloc[0]}. Cells are mean ± standard "
+        f"deviation of {metric} over repeats (ddof={stats.DDOF}); level 0 is the unperturbed network.",
+        "",
+        mean_std_markdown(table, experiment.perturbation, experiment.metric, layers),
+        "",
+        "## The paper's claims about this perturbation (top-5, as the paper states them)",
+        "",
+    ]
+    layer_map, how = claims.default_layer_map(table)
+    wanted = {c.id for c in claims.claims_about(experiment.perturbation)}
+    table_of_claims = claims.claims_table(table, "top5", layer_map)
+    parts += [
+        "```",
+        claims_header(table, source, "top5", layer_map, how, relative=True),
+        "```",
+        "",
+        claims_markdown(table_of_claims[table_of_claims["id"].isin(wanted)]),
+        "Claims that need another figure's runs (node against synapse knockout) read n.a. here; "
+        "python -m replication.compare checks them on all the tables together.",
+        "",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,58 @@
+"""python -m replication.evaluate --model M --weights W.h5 --data DIR [...] [--json F]
+
+Top-1 and top-5 accuracy (Caffe's rule, on the logits) of a model on the validation
+images, the number of images and images/s end to end.
+"""
+
+import json
+import sys
+
+from replication.commands.common import (
+    add_image_options, add_model_options, fill_image_defaults, new_parser, open_model, positive_int, preprocessing,
+    run_cli,
+)
+from replication.files import atomic_output
+from replication.models.registry import list_models
+
+
+def build_parser():
+    parser = new_parser("python -m replication.evaluate",
+                        "Top-1 and top-5 accuracy of a classifier on ILSVRC2012 validation images.")
+    add_model_options(parser, f"{', '.join(list_models())}, or a Caffe deploy .prototxt",
+                      "HDF5 weights from python -m replication.convert", required=True)
+    add_image_options(parser, required=True)
+    out = parser.add_argument_group("outputs and resources")
+    out.add_argument("--batch-size", type=positive_int, default=64)
+    out.add_argument("--json", help="also write top1, top5, images, images_per_s to this JSON file")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    fill_image_defaults(args)
+    from replication import data
+    from replication.run.scoring import evaluate_model
+
+    prep = preprocessing(args)
+    data.mean_bgr(prep)  # a missing mean file is reported before the model is built
+    dataset = data.find_dataset(args.data, labels=args.labels, limit=args.limit)
+    model = open_model(args.model, args.weights, args.crop)
+    result = evaluate_model(model, dataset, prep, args.batch_size, progress=not args.no_progress, skip_bad=args.skip_bad)
+
+    print(f"top-1     {result['top1']:.4f}")
+    print(f"top-5     {result['top5']:.4f}")
+    print(f"images    {result['images']}")
+    print(f"images/s  {result['images_per_s']:.1f}")
+    data.report_skipped(result["skipped"])
+    if args.json:
+        record = {key: result[key] for key in ("top1", "top5", "images", "images_per_s")}
+        if result["skipped"]:
+            record["skipped"] = [str(path) for path, _ in result["skipped"]]
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

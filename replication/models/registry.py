@@ -1,0 +1,128 @@
+"""The model registry: from a name (or a deploy .prototxt) to a ready Keras model.
+
+A model built in Python is one builder function and one registration:
+
+    @register_model("alexnet", title="AlexNet", zoo_file="bvlc_alexnet")
+    def alexnet(input_shape=None):
+        ...  # return the Keras model, its WeightGroups recorded (groups.set_weight_groups)
+
+Every command's --model accepts the registered names and any Caffe deploy .prototxt.
+A model has three names, all derived here (`describe_model`): `name`, what results
+tables record (a prototxt's net name plus a short hash of the file, so tables of two
+prototxts with one net name never resume each other); `title`, for people ("AlexNet");
+`slug`, for file names ("alexnet").
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from replication.errors import ReplicationError
+from replication.files import file_digest
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model."""
+
+    name: str
+    build: Callable  # (input_shape=None) -> keras.Model without weights
+    title: str
+    zoo_file: str | None  # the Caffe Model Zoo file it was trained as, without ".caffemodel"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model's names: in results tables, for people, in file names."""
+
+    name: str
+    title: str
+    slug: str
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, title: str, zoo_file: str | None = None):
+    """Decorator: register `builder(input_shape=None) -> keras.Model` under `name`.
+
+    Args:
+        name: what --model takes and results tables record.
+        title: the model's name for people (figure titles, reports).
+        zoo_file: the Caffe Model Zoo weight file it loads, without ".caffemodel"; the
+            default weights are caffe_weights/<zoo_file>.h5.
+
+    Returns:
+        The decorator, which returns the builder unchanged.
+    """
+
+    def register(builder):
+        if name in _MODELS and _MODELS[name].build is not builder:
+            raise ValueError(f"a model named {name!r} is already registered")
+        _MODELS[name] = ModelSpec(name, builder, title, zoo_file)
+        return builder
+
+    return register
+
+
+def _registry() -> dict[str, ModelSpec]:
+    from replication.models import alexnet  # noqa: F401  (registers the built-in models)
+
+    return _MODELS
+
+
+def list_models() -> tuple[str, ...]:
+    """The registered model names (a deploy .prototxt path is accepted as well)."""
+    return tuple(_registry())
+
+
+def get_model_spec(model: str) -> ModelSpec | None:
+    """The registration of `model`, or None when it is not a registered name."""
+    return _registry().get(str(model))
+
+
+def describe_model(model) -> ModelInfo:
+    """The names of `model` (a registered name or a deploy .prototxt path)."""
+    spec = get_model_spec(model)
+    if spec is not None:
+        return ModelInfo(spec.name, spec.title, spec.name)
+    from replication.caffe import read_prototxt
+
+    path = Path(model)
+    title = read_prototxt(path).name or path.stem
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "model"
+    return ModelInfo(f"{title}-{file_digest(path, 'sha256')[:8]}", title, slug)
+
+
+def create_model(model, weights=None, *, input_shape=None):
+    """The Keras model `model` names, with weights when given.
+
+    Args:
+        model: a registered name (`list_models()`; the paper's layer names) or the path of
+            a Caffe deploy .prototxt (Caffe's layer names).
+        weights: an HDF5 file written by `replication.caffe.convert` (python -m
+            replication.convert), or None for an unloaded model.
+        input_shape: (height, width, channels) instead of the model's own input size.
+
+    Returns:
+        The keras.Model; its final softmax layer is named "prob" and its logical layers
+        are `groups.weight_groups(model)`.
+    """
+    spec = get_model_spec(model)
+    if spec is not None:
+        built = spec.build(input_shape=input_shape)
+    else:
+        path = Path(model)
+        if path.suffix != ".prototxt":
+            raise ReplicationError(
+                path, f"unknown model: give one of {', '.join(list_models())} or a deploy .prototxt file"
+            )
+        from replication.models.prototxt import build_from_prototxt
+
+        built = build_from_prototxt(path, input_shape=input_shape)
+    if weights is None:
+        return built
+    from replication.models.weights import load_weights
+
+    return load_weights(built, weights)

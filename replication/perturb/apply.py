@@ -1,0 +1,67 @@
+"""Applying a trial's perturbation to a model, and putting the weights back bit-exactly.
+
+A *layer* here is a weight group (`models.groups.WeightGroup`): one logical layer, which
+may be several Keras layers, its members (AlexNet's conv_2 is conv_2_1 + conv_2_2, the two
+halves of a grouped convolution). The perturbation acts on the group as a whole. Nothing
+here imports Keras: the layers' own get_weights / set_weights do the work.
+"""
+
+import contextlib
+
+import numpy as np
+
+from replication.models.groups import group_layers
+from replication.perturb.registry import check_semantics, get_perturbation
+from replication.perturb.trials import Trial, trial_rng
+
+
+def perturb_arrays(originals: list[list[np.ndarray]], perturbation: str, level: float, rng: np.random.Generator,
+                   semantics="paper") -> list[list[np.ndarray]]:
+    """Perturbed copies of one layer's weights; `originals` is left untouched.
+
+    Args:
+        originals: one `layer.get_weights()` list per member Keras layer, [W] or [W, b].
+        perturbation: a registered perturbation's name.
+        level: its level, checked against the perturbation's range.
+        rng: the trial's generator; the only source of randomness.
+        semantics: one of `registry.SEMANTICS`.
+
+    Returns:
+        Lists of the same shapes and dtypes, ready for `layer.set_weights`.
+    """
+    check_semantics(semantics)
+    spec = get_perturbation(perturbation)
+    level = spec.check_level(level)
+    for arrays in originals:
+        if len(arrays) not in (1, 2) or (len(arrays) == 2 and arrays[1].shape != arrays[0].shape[-1:]):
+            raise ValueError(f"expected [kernel] or [kernel, bias(units)], got shapes {[a.shape for a in arrays]}")
+    return spec.apply(originals, level, rng, semantics)
+
+
+@contextlib.contextmanager
+def perturbed(model, group, trial: Trial, seed_scope: str, semantics="paper"):
+    """Run the block with `trial`'s perturbation applied to `group` of `model`.
+
+    Args:
+        model: the Keras model whose weights are changed in place.
+        group: the WeightGroup named by `trial.layer`.
+        trial: what to apply; its draws are seeded by (`seed_scope`, trial).
+        seed_scope: "<model>:<weights sha256>", so other weights get other draws.
+        semantics: one of `registry.SEMANTICS`.
+
+    The original weights are put back bit-exactly afterwards, also when the block (or
+    setting the perturbed weights) raises.
+    """
+    if trial.layer != group.name:
+        raise ValueError(f"trial is for layer {trial.layer!r}, group is {group.name!r}")
+    layers = group_layers(model, group)
+    # Explicit copies: the arrays Keras returns may share memory with the variables.
+    originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
+    changed = perturb_arrays(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics)
+    try:
+        for layer in layers:
+            layer.set_weights(changed.pop(0))  # pop: AlexNet's dense_1 is 150 MB, hold no spare copy
+        yield
+    finally:
+        for layer, arrays in zip(layers, originals):
+            layer.set_weights(arrays)

@@ -1,0 +1,103 @@
+"""Scoring: Caffe's top-k rule on the logits, and top-1/top-5 accuracy over a dataset.
+
+The accuracy is Caffe's: its Accuracy layer's top-k rule (see `topk_correct`) applied to
+the logits, the input of the final softmax (where BVLC's train_val.prototxt attaches it,
+at fc8). Ranking logits rather than probabilities matters once a network's logits
+are far apart: float32 softmax then rounds the lesser classes to exactly 0, and those
+ties would decide top-5.
+"""
+
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from replication import data
+from replication.errors import ReplicationError
+
+SOFTMAX_LAYER = "prob"  # the project's models name their final softmax this (Caffe's name)
+
+
+def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int = 5) -> tuple[int, int]:
+    """(top-1 count, top-k count) over a batch: scores (N, classes), labels (N,).
+
+    Caffe's Accuracy layer rule: an image counts for top-k when fewer than k other classes
+    score at least as high as its true class. Ties therefore go against the true class
+    (a tie at the top is a top-1 miss), and the result does not depend on class order.
+    NaN scores rank below every number, so a network that outputs NaN scores nothing
+    (Caffe itself would count such an image as correct).
+    """
+    scores = np.asarray(scores)
+    labels = np.asarray(labels, dtype=np.int64)
+    if scores.ndim != 2 or len(scores) != len(labels):
+        raise ValueError(f"scores must be (N, classes) for N={len(labels)} labels, got shape {scores.shape}")
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    true = scores[np.arange(len(labels)), labels]
+    at_least_as_high = (scores >= true[:, None]).sum(axis=1) - 1  # other classes only
+    return int((at_least_as_high < 1).sum()), int((at_least_as_high < k).sum())
+
+
+def scores_model(model: keras.Model) -> keras.Model:
+    """The model up to its logits: the input of its final softmax layer "prob", or the
+    model itself when it has none."""
+    try:
+        softmax = model.get_layer(SOFTMAX_LAYER)
+    except ValueError:
+        return model
+    return keras.Model(model.inputs, softmax.input, name=f"{model.name}_logits")
+
+
+def _check_input_size(model: keras.Model, prep: data.Preprocessing) -> None:
+    expected = tuple(model.input_shape[1:3])
+    if None not in expected and expected != (prep.crop, prep.crop):
+        raise ReplicationError(
+            None, f"the model takes {expected[0]}x{expected[1]} images but the crop is {prep.crop} (--crop)"
+        )
+
+
+def evaluate_model(model, ds: data.Dataset, prep: data.Preprocessing, batch_size=64, progress=True, skip_bad=False) -> dict:
+    """Top-1 and top-5 accuracy of `model` on a dataset, decoding while the model runs.
+
+    Args:
+        model: a Keras classifier (its logits are scored, see `scores_model`).
+        ds: the images and labels (`data.find_dataset`).
+        prep: their preprocessing; its crop must be the model's input size.
+        batch_size: images per batch.
+        progress: a progress bar on stderr.
+        skip_bad: leave out unreadable images instead of stopping.
+
+    Returns:
+        {"top1", "top5": fractions, "images": how many were scored, "images_per_s": end to
+        end (decoding included, the model's one-off tracing not), "skipped": [(file, problem)]}.
+
+    Decoding runs in tf.data's threads while the model runs: one iterator, kept until the
+    last batch. On a machine with a GPU the model runs there.
+    """
+    _check_input_size(model, prep)
+    logits = scores_model(model)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, prep.crop, prep.crop, 3], tf.float32)])
+    def score(images):
+        return logits(images, training=False)
+
+    score.get_concrete_function()
+    skipped = []
+    images = top1 = top5 = 0
+    with tqdm(total=len(ds), desc="evaluate", unit="img", file=sys.stderr, disable=not progress) as bar:
+        start = time.perf_counter()
+        for batch, labels in data.batches(ds, prep, batch_size, skip_bad, skipped):
+            c1, c5 = topk_correct(score(batch).numpy(), labels)
+            images, top1, top5 = images + len(labels), top1 + c1, top5 + c5
+            bar.total = len(ds) - len(skipped)
+            bar.update(len(labels))
+        seconds = time.perf_counter() - start
+    return {
+        "top1": top1 / images,
+        "top5": top5 / images,
+        "images": images,
+        "images_per_s": images / seconds,
+        "skipped": skipped,
+    }
