@@ -3,7 +3,7 @@
 For each model, three rates in images/s:
   pipeline     tf.data alone: read, decode, resize, crop, subtract the mean, batch;
   model        the network alone, on images decoded beforehand and held in memory;
-  end to end   replication.evaluate.evaluate(), decoding while the model runs.
+  end to end   replication.run.scoring.evaluate_model(), decoding while the model runs.
 and end to end / the slower of the two parts: 1.0 means the pipeline hides completely
 behind the model (or the other way round); the goal is at least 0.85. On a CPU-only
 machine both parts compete for the same cores, so the ratio cannot exceed
@@ -34,13 +34,13 @@ import tensorflow as tf
 
 from replication import data
 from replication.caffe.convert import convert_caffemodel
-from replication.errors import ReplicationError
 from replication.commands.common import run_cli
-from replication.run.scoring import evaluate_model, scores_model
+from replication.errors import ReplicationError
 from replication.files import atomic_output
 from replication.models.registry import create_model
-from replication.paths import SHARED_ENV, shared_dir
 from replication.models.synthetic import write_synthetic_alexnet
+from replication.paths import SHARED_ENV, shared_dir
+from replication.run.scoring import evaluate_model, scores_model
 
 GOAL = 0.85
 

@@ -6,7 +6,7 @@ SqueezeNet v1.1 with its real weights, evaluated
 
   naive      the whole model on freshly decoded images for every trial;
   decoded    the whole model on images decoded once;
-  optimised  replication.engine: cached prefixes passed from layer to layer, only each
+  optimised  replication.run.engine: cached prefixes passed from layer to layer, only each
              trial's suffix recomputed;
 
 each in its own process, so that its peak memory (ru_maxrss) is its own. The floor is
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from replication.errors import ReplicationError
 from replication.commands.common import run_cli
+from replication.errors import ReplicationError
 from replication.paths import shared_dir
 
 MODELS = ("alexnet", "squeezenet")
@@ -77,27 +77,6 @@ def prepare_weights(model: str, folder: Path) -> tuple[str, Path]:
 # --- the worker: one way, one model, in its own process ------------------------------------------
 
 
-def suffix_macs(model, groups) -> dict[str, int]:
-    """Multiply-adds per image of the convolution and dense products each group's trials
-    recompute: its own and those of every layer downstream of it."""
-    import keras
-
-    from replication.run import engine
-    from replication.run.scoring import scores_model
-
-    scoring = scores_model(model)
-
-    def macs(layer) -> int:
-        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            return 0
-        positions = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 else 1
-        return int(np.prod(layer.kernel.shape)) * positions
-
-    costs = {g.name: sum(macs(n.operation) for n in engine.influenced_nodes(scoring, g.members)) for g in groups}
-    costs["<whole model>"] = sum(macs(layer) for layer in scoring.layers)
-    return costs
-
-
 class AnonymousMemoryPeak:
     """Peak of this process's anonymous resident memory (RssAnon), sampled in a thread.
 
@@ -131,11 +110,12 @@ def worker(args) -> dict:
     import tensorflow as tf
 
     from replication import data
-    from replication.run import engine
-    from replication.run.scoring import scores_model, topk_correct
     from replication.models.groups import weight_groups
     from replication.models.registry import create_model
     from replication.perturb import Trial
+    from replication.run import engine
+    from replication.run.costs import model_macs, suffix_macs
+    from replication.run.scoring import scores_model, topk_correct
 
     model = create_model(args.model_arg, args.weights)
     groups = weight_groups(model)
@@ -167,7 +147,7 @@ def worker(args) -> dict:
                 topk_correct(forward(images[s : s + args.batch_size]).numpy(), labels[s : s + args.batch_size])
             passes.append(time.perf_counter() - t0)
         report["pass_seconds"] = sorted(passes[1:])
-        report["macs"] = suffix_macs(model, groups)
+        report["macs"] = {**suffix_macs(model, groups), "<whole model>": model_macs(model)}
         return report
 
     results = engine.run_layers(
@@ -235,7 +215,7 @@ def benchmark_model(name: str, folder: Path, args) -> str:
 
 def check_dense_batching(args) -> None:
     """Does stacking several trials' dense kernels into one matrix product save time, and
-    does it give the same products? (engine.py leaves it out on this evidence.)"""
+    does it give the same products? (replication/run/engine.py leaves it out on this evidence.)"""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)

@@ -6,9 +6,9 @@ import pytest
 
 from replication.caffe import read_prototxt
 from replication.caffe.params import conv_params, lrn_params, pool_params
-from replication.run.scoring import scores_model
-from replication.models.groups import weight_groups
 from replication.models.alexnet import build_alexnet
+from replication.models.groups import weight_groups
+from replication.run.scoring import scores_model
 
 PAPER_NAMES = [
     "conv_1",

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from replication.caffe.convert import convert_caffemodel
-from replication.run.scoring import scores_model
 from replication.models.alexnet import build_alexnet
 from replication.models.synthetic import write_synthetic_alexnet
 from replication.models.weights import load_weights
+from replication.run.scoring import scores_model
 
 N_IMAGES = 64
 MEAN_BGR = (104.0, 117.0, 123.0)

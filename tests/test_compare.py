@@ -10,10 +10,10 @@ import pytest
 
 from replication.analysis import claims as compare
 from replication.analysis import stats
-from replication.errors import ReplicationError
 from replication.commands import compare as compare_command
 from replication.commands.common import run_cli
-from replication.run.table import COLUMNS, read_table
+from replication.errors import ReplicationError
+from replication.run.table import read_table
 
 BASELINE = 0.791
 LEVELS = [round(0.1 * i, 1) for i in range(1, 11)]

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 
 from replication import data
-from replication.run import engine
 from replication.caffe.convert import convert_caffemodel
-from replication.run.scoring import scores_model
-from replication.models.groups import group_layers, weight_groups
-from replication.models.alexnet import build_alexnet
-from replication.models.registry import create_model
-from replication.perturb import Trial, perturbed
-from replication.models.synthetic import synthetic_alexnet_net
 from replication.caffe.hdf5 import CaffeBlobs
+from replication.models.alexnet import build_alexnet
+from replication.models.groups import group_layers, weight_groups
+from replication.models.registry import create_model
+from replication.models.synthetic import synthetic_alexnet_net
 from replication.models.weights import keras_arrays
+from replication.perturb import Trial, perturbed
+from replication.run import engine
+from replication.run.scoring import scores_model
 
 MODEL_ID = "test-engine"
 PREP = data.Preprocessing(resize=227, crop=227, mean="pixel")  # the shared images are 227 x 227 already

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from replication import data
-from replication.errors import ReplicationError
 from replication.commands.common import run_cli
-from replication.run.scoring import evaluate_model, scores_model, topk_correct
 from replication.commands.evaluate import main
+from replication.errors import ReplicationError
+from replication.run.scoring import evaluate_model, scores_model, topk_correct
 
 PIXEL = data.Preprocessing(resize=227, crop=227, mean="pixel")
 

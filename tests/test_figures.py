@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from replication import figure1, figure4
-from replication.analysis.figures import CHANCE, plot_figure, save_figure
 from replication.analysis.experiments import EXPERIMENTS
+from replication.analysis.figures import CHANCE, plot_figure, save_figure
 from replication.run.table import COLUMNS, as_frame
 
 RUN = {"model": "alexnet", "weights_sha256": "ab" * 32, "dataset_id": "d1", "images": "100", "version": "0.1.0",

@@ -14,13 +14,13 @@ TOLERANCE of our 5th-highest. Top-1 must be identical on every image, no toleran
 
 import numpy as np
 import pytest
-
 from opencv_caffe import small_models
-from replication.caffe.text import read_prototxt
+
 from replication.caffe.convert import convert_caffemodel
-from replication.run.scoring import scores_model, topk_correct
+from replication.caffe.text import read_prototxt
 from replication.models.registry import create_model
 from replication.models.synthetic import write_synthetic_alexnet
+from replication.run.scoring import scores_model, topk_correct
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 BATCH = 64

@@ -9,7 +9,17 @@ import pytest
 
 from replication.errors import ReplicationError
 from replication.models.groups import WeightGroup, set_weight_groups, weight_groups
-from replication.perturb import perturbation_names, Trial, knocked_out_units, knockout_count, perturb_arrays, perturbed, random_subset_mask, trial_rng, trial_seed
+from replication.perturb import (
+    Trial,
+    knocked_out_units,
+    knockout_count,
+    perturb_arrays,
+    perturbation_names,
+    perturbed,
+    random_subset_mask,
+    trial_rng,
+    trial_seed,
+)
 
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.57, 0.9, 1.0)
 
@@ -243,7 +253,7 @@ def test_gaussian_noise_has_mean_zero_and_sd_k_sigma_of_the_whole_group():
     sigma_b = np.concatenate([h[1] for h in halves]).std()
     for k in (0.5, 2.0):
         after = perturb_arrays(halves, "gaussian", k, np.random.default_rng(10))
-        for (w0, b0), (w1, b1) in zip(halves, after):
+        for (w0, _b0), (w1, b1) in zip(halves, after):
             assert w1.dtype == np.float32 and b1.dtype == np.float32
             noise = (w1.astype(np.float64) - w0).ravel()  # 23,040 draws per half
             assert abs(noise.std() / (k * sigma_w) - 1) < 0.03

@@ -10,8 +10,8 @@ from replication.caffe import params
 from replication.caffe.net import CaffeFormatError, Layer
 from replication.caffe.text import net_from_message, parse_text, read_prototxt
 from replication.errors import ReplicationError
-from replication.models.groups import keras_name, weight_groups
 from replication.models.alexnet import build_alexnet
+from replication.models.groups import keras_name, weight_groups
 from replication.models.prototxt import build_from_prototxt
 
 # --- the reader on every real file -------------------------------------------------
@@ -44,8 +44,8 @@ def test_both_generations_and_input_headers(caffe_dir):
     current = read_prototxt(small / "v2_lenet.prototxt")  # Input layer with input_param
     assert (v1.generation, current.generation) == ("V1", "current")
     assert v1.inputs == current.inputs == {"data": (64, 1, 28, 28)}
-    assert [(l.name, l.type, l.bottoms, l.tops) for l in v1.layers] == [
-        (l.name, l.type, l.bottoms, l.tops) for l in current.layers if l.type != "Input"
+    assert [(layer.name, layer.type, layer.bottoms, layer.tops) for layer in v1.layers] == [
+        (layer.name, layer.type, layer.bottoms, layer.tops) for layer in current.layers if layer.type != "Input"
     ]
     assert read_prototxt(caffe_dir / "squeezenet_v1.1" / "deploy.prototxt").inputs == {
         "data": (10, 3, 227, 227)

@@ -4,7 +4,7 @@ import pytest
 
 from replication.errors import ReplicationError
 from replication.perturb.trials import Trial
-from replication.run.table import COLUMNS, ResultsLog, RunInfo, read_table, read_rows, write_rows
+from replication.run.table import COLUMNS, ResultsLog, RunInfo, read_rows, read_table, write_rows
 
 RUN = RunInfo(
     model="alexnet", weights_sha256="ab" * 32, dataset_id="d1", images=300, version="0.1.0", semantics="paper"
@@ -105,6 +105,5 @@ def test_a_trial_written_twice_is_refused(tmp_path):
 
 def test_two_writers_cannot_share_a_table(tmp_path):
     path = tmp_path / "r.csv"
-    with ResultsLog(path, RUN):
-        with pytest.raises(ReplicationError, match="another sweep"):
-            ResultsLog(path, RUN)
+    with ResultsLog(path, RUN), pytest.raises(ReplicationError, match="another sweep"):
+        ResultsLog(path, RUN)

@@ -4,12 +4,19 @@ import json
 
 import pytest
 
-from replication.errors import ReplicationError
 from replication.commands.merge import main as merge_main
-from replication.run.shards import merge_shards
-from replication.run.table import ResultsLog, RunInfo, read_rows
+from replication.errors import ReplicationError
 from replication.run.grid import BASELINE, Grid
-from replication.run.shards import Shard, manifest_path, read_manifest, shard_path, shard_share, write_manifest
+from replication.run.shards import (
+    Shard,
+    manifest_path,
+    merge_shards,
+    read_manifest,
+    shard_path,
+    shard_share,
+    write_manifest,
+)
+from replication.run.table import ResultsLog, RunInfo, read_rows
 
 RUN = RunInfo(
     model="alexnet", weights_sha256="ab" * 32, dataset_id="d1", images=100, version="0.1.0", semantics="paper"

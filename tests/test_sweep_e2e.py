@@ -8,9 +8,9 @@ from sweep_runs import GAUSSIAN_LAYERS, IMAGES, LAYERS, REPEATS, TRIALS, reduced
 
 from replication import figure2
 from replication.errors import ReplicationError
-from replication.run.shards import merge_shards
-from replication.run.table import read_table, read_rows, row_key
 from replication.run.grid import Grid
+from replication.run.shards import merge_shards
+from replication.run.table import read_rows, read_table, row_key
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ import pytest
 from scipy import stats
 
 from replication.analysis import table1 as table1_module
+from replication.analysis.table1 import STATISTICS, paper_table1, table1
 from replication.caffe.convert import convert_caffemodel
 from replication.commands.common import run_cli
-from replication.models.groups import WeightGroup, set_weight_groups
+from replication.commands.table1 import main
 from replication.models.alexnet import build_alexnet
+from replication.models.groups import WeightGroup, set_weight_groups
 from replication.models.layers import grouped_conv2d
 from replication.models.synthetic import write_synthetic_alexnet
-from replication.analysis.table1 import STATISTICS, paper_table1, table1
-from replication.commands.table1 import main
 
 
 def small_model() -> keras.Model:

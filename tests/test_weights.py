@@ -11,11 +11,11 @@ import pytest
 
 from replication.caffe import Layer, Net, write_caffemodel
 from replication.caffe.convert import convert_caffemodel
+from replication.caffe.hdf5 import read_weights
 from replication.errors import ReplicationError
 from replication.models.groups import WeightGroup, group_layers, set_weight_groups, weight_groups
 from replication.models.layers import grouped_conv2d
 from replication.models.weights import load_weights
-from replication.caffe.hdf5 import read_weights
 
 # A grouped conv with a non-square kernel (so H and W cannot be confused) feeding an
 # InnerProduct through a flatten of a non-square map with several channels (so

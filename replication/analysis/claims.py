@@ -23,8 +23,8 @@ transfer unambiguously are mapped: the first layer with results is conv_1 and th
 last is dense_3 (the output layer); the mapping is printed above the table.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd

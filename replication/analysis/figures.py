@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from replication.files import atomic_output
 from replication.analysis.experiments import METRICS, Experiment
 from replication.analysis.stats import curve
+from replication.files import atomic_output
 from replication.perturb.registry import get_perturbation
 
 # Guessing uniformly among 1000 classes: 5 chances in 1000 for top-5, 1 for top-1.

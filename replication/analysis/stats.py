@@ -18,13 +18,14 @@ Conventions, stated once:
 """
 
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from replication.analysis.experiments import METRICS
 from replication.errors import ReplicationError
-from replication.run.table import BASELINE_PERTURBATION, BASELINE_LAYER
+from replication.run.table import BASELINE_LAYER, BASELINE_PERTURBATION
 
 REQUIRED_COLUMNS = ("layer", "perturbation", "level", "repeat", "top1", "top5")
 DDOF = 1

@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 import replication
 from replication.caffe import CaffeFormatError, Layer, Net, read_caffemodel, read_prototxt
-from replication.caffe.params import conv_params, inner_product_params
 from replication.caffe.hdf5 import FORMAT, FORMAT_VERSION, write_blobs
+from replication.caffe.params import conv_params, inner_product_params
 from replication.errors import ReplicationError
 from replication.files import atomic_output, file_digest
 

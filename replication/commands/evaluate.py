@@ -8,7 +8,13 @@ import json
 import sys
 
 from replication.commands.common import (
-    add_image_options, add_model_options, fill_image_defaults, new_parser, open_model, positive_int, preprocessing,
+    add_image_options,
+    add_model_options,
+    fill_image_defaults,
+    new_parser,
+    open_model,
+    positive_int,
+    preprocessing,
     run_cli,
 )
 from replication.files import atomic_output

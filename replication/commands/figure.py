@@ -5,14 +5,23 @@ Each figure is a row of `analysis.experiments.EXPERIMENTS`; `figure_main(number)
 whole command.
 """
 
-import sys
 import time
 from pathlib import Path
 
 from replication.analysis.experiments import EXPERIMENTS, METRICS, Experiment
 from replication.commands.common import (
-    add_image_options, add_model_options, comma_list, entry_point, fill_image_defaults, level_list, new_parser, open_model,
-    positive_float, positive_int, preprocessing, print_missing,
+    add_image_options,
+    add_model_options,
+    comma_list,
+    entry_point,
+    fill_image_defaults,
+    level_list,
+    new_parser,
+    open_model,
+    positive_float,
+    positive_int,
+    preprocessing,
+    print_missing,
 )
 from replication.files import atomic_output
 from replication.models.registry import describe_model, get_model_spec, list_models

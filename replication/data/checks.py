@@ -19,7 +19,7 @@ def _image_problem(path: Path) -> str | None:
     header segments and the last few KB), or None."""
     try:
         size = path.stat().st_size
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 -- closed by the `with f:` below, once open errors are told apart
     except FileNotFoundError:
         return "image file is missing"
     except OSError as err:

@@ -14,12 +14,13 @@ prototxts with one net name never resume each other); `title`, for people ("Alex
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from replication.errors import ReplicationError
 from replication.files import file_digest
+from replication.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class ModelInfo:
     slug: str
 
 
-_MODELS: dict[str, ModelSpec] = {}
+_MODELS = Registry("model", ("replication.models.alexnet",))
 
 
 def register_model(name: str, *, title: str, zoo_file: str | None = None):
@@ -58,28 +59,20 @@ def register_model(name: str, *, title: str, zoo_file: str | None = None):
     """
 
     def register(builder):
-        if name in _MODELS and _MODELS[name].build is not builder:
-            raise ValueError(f"a model named {name!r} is already registered")
-        _MODELS[name] = ModelSpec(name, builder, title, zoo_file)
+        _MODELS.add(name, ModelSpec(name, builder, title, zoo_file), key=builder)
         return builder
 
     return register
 
 
-def _registry() -> dict[str, ModelSpec]:
-    from replication.models import alexnet  # noqa: F401  (registers the built-in models)
-
-    return _MODELS
-
-
 def list_models() -> tuple[str, ...]:
     """The registered model names (a deploy .prototxt path is accepted as well)."""
-    return tuple(_registry())
+    return _MODELS.names()
 
 
 def get_model_spec(model: str) -> ModelSpec | None:
     """The registration of `model`, or None when it is not a registered name."""
-    return _registry().get(str(model))
+    return _MODELS.get(str(model))
 
 
 def describe_model(model) -> ModelInfo:

@@ -11,7 +11,11 @@ apply      perturb_arrays, and `perturbed`: apply a trial to a model, restore bi
 from replication.perturb.apply import perturb_arrays, perturbed
 from replication.perturb.knockout import knocked_out_units, random_subset_mask
 from replication.perturb.registry import (
-    SEMANTICS, Perturbation, get_perturbation, perturbation_names, register_perturbation,
+    SEMANTICS,
+    Perturbation,
+    get_perturbation,
+    perturbation_names,
+    register_perturbation,
 )
 from replication.perturb.trials import Trial, canonical_level, knockout_count, trial_rng, trial_seed
 

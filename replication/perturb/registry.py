@@ -22,15 +22,17 @@ tests/test_perturbation_contract.py):
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from replication.errors import ReplicationError
+from replication.registry import Registry
 
 # How a perturbation is read: as the paper describes it, or as the authors' code did it.
 SEMANTICS = ("paper", "authors_code")
 
-_REGISTRY: dict[str, "Perturbation"] = {}
+# The built-in perturbations register themselves when their modules are imported.
+_REGISTRY = Registry("perturbation", ("replication.perturb.knockout", "replication.perturb.gaussian"))
 
 
 @dataclass(frozen=True)
@@ -68,32 +70,23 @@ def register_perturbation(name: str, *, title: str, level_label: str, max_level:
         raise ValueError(f"a perturbation name must be an identifier, not {name!r}")
 
     def register(function):
-        if name in _REGISTRY and _REGISTRY[name].apply is not function:
-            raise ValueError(f"a perturbation named {name!r} is already registered")
-        _REGISTRY[name] = Perturbation(name, function, title, level_label, float(max_level))
+        _REGISTRY.add(name, Perturbation(name, function, title, level_label, float(max_level)), key=function)
         return function
 
     return register
 
 
-def _registry() -> dict[str, Perturbation]:
-    # The built-in perturbations register themselves when their modules are imported.
-    from replication.perturb import gaussian, knockout  # noqa: F401
-
-    return _REGISTRY
-
-
 def perturbation_names() -> tuple[str, ...]:
     """The registered perturbations, built-in ones first, in registration order."""
-    return tuple(_registry())
+    return _REGISTRY.names()
 
 
 def get_perturbation(name: str) -> Perturbation:
     """The registered perturbation `name`; ReplicationError naming the choices otherwise."""
-    registry = _registry()
-    if name not in registry:
-        raise ReplicationError(None, f"unknown perturbation {name!r}; registered: {', '.join(registry)}")
-    return registry[name]
+    found = _REGISTRY.get(name)
+    if found is None:
+        raise ReplicationError(None, f"unknown perturbation {name!r}; registered: {', '.join(_REGISTRY.names())}")
+    return found
 
 
 def check_semantics(semantics: str) -> None:

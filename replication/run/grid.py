@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from replication.errors import ReplicationError
 from replication.perturb.registry import get_perturbation
 from replication.perturb.trials import Trial, canonical_level
-from replication.run.table import BASELINE_PERTURBATION, BASELINE_LAYER, as_frame, read_rows, row_key
+from replication.run.table import BASELINE_LAYER, BASELINE_PERTURBATION, as_frame, read_rows, row_key
 
 BASELINE = Trial(BASELINE_LAYER, BASELINE_PERTURBATION, 0.0, 0)
 

@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from replication.errors import ReplicationError
@@ -183,7 +183,7 @@ class ResultsLog:
             "top1": repr(float(top1)),
             "top5": repr(float(top5)),
             "seconds": f"{seconds:.3f}",
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self._append([row[name] for name in COLUMNS])
         self.rows.append(row)
@@ -210,14 +210,13 @@ class ResultsLog:
 
 def write_rows(path, rows: list[dict]) -> None:
     """Write a complete table at once (merging shards); nothing is left if it fails."""
-    with atomic_output(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(COLUMNS)
-            for row in rows:
-                writer.writerow([row[name] for name in COLUMNS])
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow([row[name] for name in COLUMNS])
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_table(*paths):

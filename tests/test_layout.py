@@ -1,0 +1,150 @@
+"""The package's shape: the public API resolves, data flows one way (the library never
+imports the commands), merging needs neither TensorFlow nor pandas, the Keras internals
+are checked in one place, the console script dispatches, and the README's Python example
+runs as printed."""
+
+import ast
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import replication
+from replication.commands import main as console
+from replication.errors import ReplicationError
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "replication"
+HEAVY = ("tensorflow", "keras", "pandas")
+
+
+def test_every_public_name_resolves():
+    assert "__version__" in replication.__all__
+    for name in replication.__all__:
+        assert getattr(replication, name) is not None, name
+    with pytest.raises(AttributeError):
+        replication.no_such_name  # noqa: B018
+
+
+def _imports(path: Path) -> set[str]:
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    return imported
+
+
+def test_the_library_never_imports_a_command():
+    entry_points = {p.stem for p in PACKAGE.glob("*.py") if "entry_point" in p.read_text() or "figure_command" in p.read_text()}
+    assert {"figure1", "convert", "merge", "reproduce"} <= entry_points
+    commands = {"replication.commands"} | {f"replication.{name}" for name in entry_points}
+    library = [p for p in PACKAGE.rglob("*.py") if "commands" not in p.parts and p.stem not in entry_points]
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if any(m == c or m.startswith(c + ".") for c in commands))
+        for p in library
+    }
+    assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def test_keras_internals_are_read_in_one_module():
+    users = [p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+             if re.search(r"\._keras_history|\._inbound_nodes|\._nodes_by_depth", p.read_text())]
+    assert users == ["run/graph.py"]
+
+
+MERGE_WITHOUT_TENSORFLOW = """
+import runpy, sys
+from pathlib import Path
+from replication.perturb.trials import Trial
+from replication.run.grid import Grid
+from replication.run.shards import Shard, shard_path, shard_share, write_manifest
+from replication.run.table import ResultsLog, RunInfo
+from replication.commands.merge import main
+
+out = Path(sys.argv[1])
+run = RunInfo("alexnet", "ab" * 32, "d", 10, "0.1.0", "paper")
+grid = Grid(("conv_1", "conv_2"), "synapse", (0.0, 0.5), 2)
+for i in range(2):
+    shard = Shard(i, 2)
+    table = shard_path(out, shard)
+    write_manifest(table, run, grid, shard)
+    with ResultsLog(table, run) as log:
+        for trial in shard_share(grid.trials(), {"-": 2.0, "conv_1": 2.0, "conv_2": 1.0}, shard):
+            log.append(trial, None, 0.5, 0.75, 1.0)
+assert main([str(out), str(shard_path(out, Shard(0, 2))), str(shard_path(out, Shard(1, 2)))]) == 0
+sys.argv = ["replication.merge", "--help"]
+try:
+    runpy.run_module("replication.merge", run_name="__main__")
+except SystemExit:
+    pass
+print("HEAVY", sorted(m for m in sys.modules if m.split(".")[0] in HEAVY_MODULES))
+"""
+
+
+def test_merge_loads_neither_tensorflow_nor_pandas(tmp_path):
+    script = MERGE_WITHOUT_TENSORFLOW.replace("HEAVY_MODULES", repr(HEAVY))
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "merged.csv")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "merged 5 trials from 2 shards" in done.stdout and "usage: python -m replication.merge" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_keras_range_is_declared_and_checked(monkeypatch):
+    from replication.run import graph
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    requires = config["options"]["install_requires"]
+    assert f"keras{graph.KERAS_RANGE}" in requires.split()
+    graph.check_keras()  # the installed Keras has what graph.py reads
+
+    def moved(tensor):
+        raise AttributeError("'KerasTensor' object has no attribute '_keras_history'")
+
+    monkeypatch.setattr(graph, "_producer", moved)
+    with pytest.raises(ReplicationError, match=r"Keras .* changed the private graph state.*>=3\.3,<4"):
+        graph.check_keras()
+
+
+def test_console_script_dispatches(capsys):
+    assert console.main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("reproduce", "figure1", "figure4", "convert", "evaluate", "table1", "compare", "merge"):
+        assert re.search(rf"^  {name} ", listed, re.M), name
+    with pytest.raises(SystemExit) as exit_:
+        console.main(["merge", "--help"])
+    assert exit_.value.code == 0 and "usage: python -m replication.merge" in capsys.readouterr().out
+    assert console.main(["figure9"]) == 2 and "unknown command 'figure9'" in capsys.readouterr().err
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    assert "replication = replication.commands.main:console" in config["options.entry_points"]["console_scripts"]
+
+
+def test_abbreviated_options_are_refused(capsys):
+    from replication.commands import compare
+
+    with pytest.raises(SystemExit):
+        compare.main(["--results", "x.csv", "--metr", "top1"])
+    assert "unrecognized arguments: --metr top1" in capsys.readouterr().err
+
+
+def test_readme_python_example_runs(shared, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    assert "../shared" in example
+    script = tmp_path / "example.py"
+    script.write_text(example.replace("../shared", str(shared)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [row[1:4] for row in rows] == [["-", "0.0", "1"], ["conv10", "0.5", "2"]]
+    baseline, damaged = float(rows[0][4]), float(rows[1][4])
+    assert 0.8 < baseline <= 1.0 and damaged < baseline - 0.2  # half the output units gone
+    assert (tmp_path / "out" / "results.csv").is_file()
