@@ -92,10 +92,10 @@ def _lrn_across_channels(x, n, k, alpha_over_n, beta):
     """Caffe's ACROSS_CHANNELS LRN as n shifted adds of the zero-padded squares, compiled
     by XLA into one pass over memory.
 
-    Same formula as tf.nn.local_response_normalization (with alpha/n), but on the CPU
-    that op takes as long as the convolution before it (74 vs 75 ms for AlexNet's norm1
-    at batch 64 on 2 cores); this takes 24 ms and agrees with it to 3e-7 of the largest
-    output. beta = 0.75 (every BVLC model) is x * t^-1/2 * t^-1/4, cheaper than pow.
+    Same formula as tf.nn.local_response_normalization (with alpha/n), which on the CPU
+    takes as long as the convolution before it; this is about 3x faster and agrees with
+    it to 3e-7 of the largest output (docs/performance.md has the timings). beta = 0.75
+    (every BVLC model) is x * t^-1/2 * t^-1/4, cheaper than pow.
     """
     half = (n - 1) // 2
     channels = x.shape[-1]
