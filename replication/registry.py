@@ -26,7 +26,12 @@ class Registry:
         return self._entries
 
     def names(self) -> tuple[str, ...]:
-        return tuple(self._loaded())
+        """Built-in entries first (in the order of their modules), then the others, each in
+        registration order, whatever was registered first."""
+        entries = self._loaded()
+        rank = {module: i for i, module in enumerate(self._builtin_modules)}
+        order = sorted(entries, key=lambda name: rank.get(getattr(entries[name][0], "__module__", None), len(rank)))
+        return tuple(order)
 
     def get(self, name: str):
         """The entry registered as `name`, or None."""
