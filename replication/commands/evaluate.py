@@ -4,6 +4,7 @@ Top-1 and top-5 accuracy (Caffe's rule, on the logits) of a model on the validat
 images, the number of images and images/s end to end.
 """
 
+import csv
 import json
 import sys
 
@@ -30,6 +31,9 @@ def build_parser():
     out = parser.add_argument_group("outputs and resources")
     out.add_argument("--batch-size", type=positive_int, default=64)
     out.add_argument("--json", help="also write top1, top5, images, images_per_s to this JSON file")
+    out.add_argument("--predictions",
+                     help="also write one CSV row per image: file, label, the five top classes in order, "
+                     "and the true class's rank among the logits")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -44,7 +48,9 @@ def main(argv=None) -> int:
     data.mean_bgr(prep)  # a missing mean file is reported before the model is built
     dataset = data.find_dataset(args.data, labels=args.labels, limit=args.limit)
     model = open_model(args.model, args.weights, args.crop)
-    result = evaluate_model(model, dataset, prep, args.batch_size, progress=not args.no_progress, skip_bad=args.skip_bad)
+    predictions = [] if args.predictions else None
+    result = evaluate_model(model, dataset, prep, args.batch_size, progress=not args.no_progress,
+                            skip_bad=args.skip_bad, predictions=predictions)
 
     print(f"top-1     {result['top1']:.4f}")
     print(f"top-5     {result['top5']:.4f}")
@@ -57,6 +63,11 @@ def main(argv=None) -> int:
             record["skipped"] = [str(path) for path, _ in result["skipped"]]
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps(record, indent=2) + "\n")
+    if args.predictions:
+        with atomic_output(args.predictions) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(predictions[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(predictions)
     return 0
 
 

@@ -40,10 +40,11 @@ def tf_dataset(ds: Dataset, prep: Preprocessing, batch_size=64, skip_bad=False) 
     return pipeline.map(lambda images, labels, index: (images, labels))
 
 
-def batches(ds: Dataset, prep: Preprocessing, batch_size=64, skip_bad=False, skipped=None):
-    """Iterate (images tf.Tensor, labels np.ndarray) batches; every bad image, found by the
-    structure check or by a failed decode, is a ReplicationError naming it, or with
-    skip_bad is left out and appended to `skipped` as (file, problem)."""
+def batches(ds: Dataset, prep: Preprocessing, batch_size=64, skip_bad=False, skipped=None, with_files=False):
+    """Iterate (images tf.Tensor, labels np.ndarray) batches, with the batch's image files
+    as a third item when `with_files`; every bad image, found by the structure check or by
+    a failed decode, is a ReplicationError naming it, or with skip_bad is left out and
+    appended to `skipped` as (file, problem)."""
     checked = check_images(ds, skip_bad)
     if skipped is not None:
         skipped += checked.skipped
@@ -55,7 +56,10 @@ def batches(ds: Dataset, prep: Preprocessing, batch_size=64, skip_bad=False, ski
         # ignore_errors drops the images that fail to decode: they show as gaps in the index.
         _lost_images(checked, np.setdiff1d(np.arange(expected, index[-1] + 1), index), skip_bad, skipped)
         expected = index[-1] + 1
-        yield images, labels.numpy()
+        if with_files:
+            yield images, labels.numpy(), [checked.files[i] for i in index]
+        else:
+            yield images, labels.numpy()
     _lost_images(checked, np.arange(expected, len(checked)), skip_bad, skipped)
     if expected == 0:
         raise ReplicationError(ds.root, f"none of the {len(ds)} images could be read")

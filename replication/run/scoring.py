@@ -58,7 +58,30 @@ def _check_input_size(model: keras.Model, prep: data.Preprocessing) -> None:
         )
 
 
-def evaluate_model(model, ds: data.Dataset, prep: data.Preprocessing, batch_size=64, progress=True, skip_bad=False) -> dict:
+def prediction_rows(files, scores: np.ndarray, labels: np.ndarray, k: int = 5) -> list[dict]:
+    """One record per image: its file, its label, the k top-scoring classes in order (ties
+    by class index) and the rank of its true class (1 + the classes scoring strictly higher).
+
+    Args:
+        files: the images' paths, in batch order.
+        scores: (N, classes) logits.
+        labels: (N,) true classes.
+
+    Returns:
+        [{"file", "label", "top1" … "top<k>", "true_rank"}] in batch order.
+    """
+    scores = np.where(np.isnan(scores), -np.inf, np.asarray(scores))
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    true = scores[np.arange(len(labels)), labels]
+    ranks = 1 + (scores > true[:, None]).sum(axis=1)
+    return [
+        {"file": str(f), "label": int(label), **{f"top{i + 1}": int(c) for i, c in enumerate(row)}, "true_rank": int(rank)}
+        for f, label, row, rank in zip(files, labels, top, ranks)
+    ]
+
+
+def evaluate_model(model, ds: data.Dataset, prep: data.Preprocessing, batch_size=64, progress=True, skip_bad=False,
+                   predictions: list | None = None) -> dict:
     """Top-1 and top-5 accuracy of `model` on a dataset, decoding while the model runs.
 
     Args:
@@ -68,6 +91,7 @@ def evaluate_model(model, ds: data.Dataset, prep: data.Preprocessing, batch_size
         batch_size: images per batch.
         progress: a progress bar on stderr.
         skip_bad: leave out unreadable images instead of stopping.
+        predictions: a list to extend with one `prediction_rows` record per image.
 
     Returns:
         {"top1", "top5": fractions, "images": how many were scored, "images_per_s": end to
@@ -88,8 +112,11 @@ def evaluate_model(model, ds: data.Dataset, prep: data.Preprocessing, batch_size
     images = top1 = top5 = 0
     with tqdm(total=len(ds), desc="evaluate", unit="img", file=sys.stderr, disable=not progress) as bar:
         start = time.perf_counter()
-        for batch, labels in data.batches(ds, prep, batch_size, skip_bad, skipped):
-            c1, c5 = topk_correct(score(batch).numpy(), labels)
+        for batch, labels, files in data.batches(ds, prep, batch_size, skip_bad, skipped, with_files=True):
+            scores = score(batch).numpy()
+            c1, c5 = topk_correct(scores, labels)
+            if predictions is not None:
+                predictions += prediction_rows(files, scores, labels)
             images, top1, top5 = images + len(labels), top1 + c1, top5 + c5
             bar.total = len(ds) - len(skipped)
             bar.update(len(labels))
