@@ -1,21 +1,55 @@
 """File helpers: atomic outputs and content hashes."""
 
 import contextlib
+import glob
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+from replication.errors import ReplicationError
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporaries of `path` left by writers that were killed (SIGKILL leaves
+    no chance to clean up): those named by `atomic_output` whose process is gone."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_output(path, suffix=""):
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
 
-    A crash, an error or Ctrl-C leaves neither a partial `path` nor the temporary file.
+    An error or Ctrl-C leaves neither a partial `path` nor the temporary file. The
+    temporary's name carries the writer's process id, so that one left by a killed
+    writer is found and removed by the next write of the same file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix + ".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix or path.suffix + ".part",
+                                   dir=path.parent)
+    except OSError as err:
+        raise ReplicationError(path, f"cannot write: {err.strerror}") from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -26,6 +60,10 @@ def atomic_output(path, suffix=""):
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None and Path(err.filename) != tmp:
+            raise  # a fault of another file, named by the error itself
+        raise ReplicationError(path, f"cannot write: {err.strerror}") from None  # named as the user knows it
     finally:
         tmp.unlink(missing_ok=True)
 

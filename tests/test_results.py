@@ -41,15 +41,15 @@ def test_level_spellings_are_one_trial(tmp_path):
             log.append(Trial("conv_1", "synapse", 0.3, 0), seed=1, top1=0, top5=0, seconds=0)
 
 
-def test_a_torn_last_line_is_dropped_and_nothing_else(tmp_path):
+def test_a_torn_last_line_is_dropped_and_nothing_else(tmp_path, capsys):
     path = tmp_path / "r.csv"
     _fill(path, [("conv_1", 0.5, 0), ("conv_1", 0.5, 1)])
     intact = path.read_bytes()
     with open(path, "ab") as f:
         f.write(intact.splitlines(keepends=True)[-1][:40])  # a kill in the middle of a row
     assert len(read_rows(path)) == 2  # readers ignore it without touching the file
-    with pytest.warns(UserWarning, match="incomplete last line"):
-        log = ResultsLog(path, RUN)
+    log = ResultsLog(path, RUN)
+    assert capsys.readouterr().err == f"warning: {path}: dropped an incomplete last line left by an interrupted run\n"
     with log:
         assert len(log.rows) == 2
         log.append(Trial("conv_1", "synapse", 0.5, 2), seed=1, top1=0.25, top5=0.5, seconds=1)
@@ -57,12 +57,33 @@ def test_a_torn_last_line_is_dropped_and_nothing_else(tmp_path):
     assert [int(r["repeat"]) for r in read_rows(path)] == [0, 1, 2]
 
 
-def test_a_header_torn_by_a_kill_starts_the_table_afresh(tmp_path):
+def test_a_header_torn_by_a_kill_starts_the_table_afresh(tmp_path, capsys):
     path = tmp_path / "r.csv"
     path.write_text("model,weights_sha")
-    with pytest.warns(UserWarning):
-        _fill(path, [("conv_1", 0.5, 0)])
+    _fill(path, [("conv_1", 0.5, 0)])
+    assert "incomplete last line" in capsys.readouterr().err
     assert len(read_rows(path)) == 1
+
+
+@pytest.mark.parametrize("content", [b"a,b,c\n1,2,3\n4,5", b"not a table, no newline", b"\x89PNG\r\n\x1a\nbinary"])
+def test_a_file_that_is_not_a_table_is_refused_untouched(tmp_path, content):
+    path = tmp_path / "r.csv"
+    path.write_bytes(content)
+    with pytest.raises(ReplicationError) as err:
+        ResultsLog(path, RUN)
+    assert err.value.path == path and "results table" in err.value.message
+    assert path.read_bytes() == content  # not even its last line cut off
+
+
+def test_a_table_of_another_run_keeps_its_torn_line(tmp_path):
+    path = tmp_path / "r.csv"
+    _fill(path, [("conv_1", 0.5, 0)])
+    with open(path, "ab") as f:
+        f.write(b"alexnet,ab")
+    before = path.read_bytes()
+    with pytest.raises(ReplicationError, match="different run"):
+        ResultsLog(path, RunInfo(**{**RUN.__dict__, "model": "caffenet"}))
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,11 @@
 parsed, the model and image options, and the report of missing inputs."""
 
 import argparse
+import contextlib
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from replication.errors import ReplicationError
@@ -11,15 +14,97 @@ from replication.paths import DEFAULT_MEAN_FILE
 
 
 def run_cli(main, argv=None) -> int:
-    """Run a command's `main(argv)`; bad input becomes one line on stderr and exit 2."""
+    """Run a command's `main(argv)`: bad input, and any fault of the operating system (a
+    full disk, a read-only folder, a folder where a file is expected), becomes one line
+    `error: FILE: what happened` on stderr and exit 2, without a traceback."""
     try:
         return main(argv) or 0
     except ReplicationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exit_:  # argparse: --help (0), or an option refused when parsed (2)
+        return exit_.code if isinstance(exit_.code, int) else 2
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up lines are written
+    there before its log level can take effect."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow quietly (no CUDA probing or oneDNN lines on a CPU machine), or with
+    all its start-up messages when `verbose`. Call it before anything imports TensorFlow."""
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import tensorflow  # noqa: F401
+
+
+def _probe_folder(folder: Path, what: Path) -> None:
+    """Create and remove a file in `folder` (the nearest existing one): the only test of
+    writability that holds for root and on read-only mounts alike."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".replication-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{what}: cannot write in {folder} ({err.strerror})") from None
+
+
+def _existing_ancestor(path: Path) -> Path:
+    folder = path.parent if path.parent != Path("") else Path(".")
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
+def output_file(text: str) -> Path:
+    """An output file that can be written: not a folder, in a folder that can be written
+    (created later if missing). Checked when the options are parsed, before any work."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: is a folder; give a file name")
+    folder = _existing_ancestor(path)
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: {folder} is a file, not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{path}: exists and cannot be written")
+    _probe_folder(folder, path)
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """An output folder that exists and can be written, or can be created."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: is a file, not a folder")
+    folder = path if path.is_dir() else _existing_ancestor(path / "x")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: {folder} is a file, not a folder")
+    _probe_folder(folder, path)
+    return path
 
 
 def entry_point(module_name: str, main):
@@ -30,13 +115,19 @@ def entry_point(module_name: str, main):
     return main
 
 
-def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """An argument parser that takes no abbreviations (`--result` is not `--results`)."""
-    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+def new_parser(prog: str, description: str, tensorflow: bool = True) -> argparse.ArgumentParser:
+    """An argument parser that takes no abbreviations (`--result` is not `--results`), with
+    --verbose for the commands that run TensorFlow."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    if tensorflow:
+        parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
+    return parser
 
 
 def positive_int(text: str) -> int:
     try:
+        if not text.strip().isascii():
+            raise ValueError(text)
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
@@ -47,6 +138,8 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     try:
+        if not text.strip().isascii():
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
@@ -66,6 +159,8 @@ def comma_list(text: str) -> list[str]:
 def level_list(text: str) -> list[float]:
     """'0,0.5,1' -> [0.0, 0.5, 1.0]; every level a finite number."""
     try:
+        if not text.isascii():
+            raise ValueError(text)
         levels = [float(part) for part in comma_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"levels must be comma-separated numbers, got {text!r}") from None

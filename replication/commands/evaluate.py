@@ -12,8 +12,10 @@ from replication.commands.common import (
     add_image_options,
     add_model_options,
     fill_image_defaults,
+    load_tensorflow,
     new_parser,
     open_model,
+    output_file,
     positive_int,
     preprocessing,
     run_cli,
@@ -30,8 +32,8 @@ def build_parser():
     add_image_options(parser, required=True)
     out = parser.add_argument_group("outputs and resources")
     out.add_argument("--batch-size", type=positive_int, default=64)
-    out.add_argument("--json", help="also write top1, top5, images, images_per_s to this JSON file")
-    out.add_argument("--predictions",
+    out.add_argument("--json", type=output_file, help="also write top1, top5, images, images_per_s to this JSON file")
+    out.add_argument("--predictions", type=output_file,
                      help="also write one CSV row per image: file, label, the five top classes in order, "
                      "and the true class's rank among the logits")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -41,6 +43,7 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     fill_image_defaults(args)
+    load_tensorflow(args.verbose)
     from replication import data
     from replication.run.scoring import evaluate_model
 

@@ -16,8 +16,11 @@ from replication.commands.common import (
     entry_point,
     fill_image_defaults,
     level_list,
+    load_tensorflow,
     new_parser,
     open_model,
+    output_file,
+    output_folder,
     positive_float,
     positive_int,
     preprocessing,
@@ -57,8 +60,8 @@ def build_parser(experiment: Experiment):
                        help="perturbations as the paper describes them, or as the authors' code did them")
     sweep.add_argument("--shard", help="run share i of n (0-based) of the trials, e.g. 3/8, into a table of its own")
     out = parser.add_argument_group("outputs and resources")
-    out.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
-    out.add_argument("--results", type=Path,
+    out.add_argument("--out", type=output_folder, default="figures", help="output folder (default figures/)")
+    out.add_argument("--results", type=output_file,
                      help="results table; resumed when it exists (default: OUT/results-MODEL-PERTURBATION.csv; "
                      "figure3 and figure4 share it)")
     out.add_argument("--batch-size", type=positive_int, default=64)
@@ -158,6 +161,7 @@ def run_figure(experiment: Experiment, args) -> int:
     """Files -> model and images -> the missing trials -> results table -> figure and report."""
     # Imported here, not at the top: TensorFlow takes seconds to load, and a user who
     # lacks a file should hear so at once.
+    load_tensorflow(args.verbose)
     from replication import data
     from replication.analysis.figures import plot_figure, save_figure
     from replication.analysis.reports import figure_report

@@ -7,13 +7,13 @@ wrong and writing nothing (`run.shards.merge_shards`). Loads neither TensorFlow 
 import sys
 from pathlib import Path
 
-from replication.commands.common import new_parser, run_cli
+from replication.commands.common import new_parser, output_file, run_cli
 
 
 def main(argv=None) -> int:
     parser = new_parser("python -m replication.merge",
-                        "Combine the shard tables of one sweep into one results table, or refuse.")
-    parser.add_argument("out", type=Path, help="the merged results table to write")
+                        "Combine the shard tables of one sweep into one results table, or refuse.", tensorflow=False)
+    parser.add_argument("out", type=output_file, help="the merged results table to write")
     parser.add_argument("shards", type=Path, nargs="+", help="the shard tables (results.shard-I-of-N.csv)")
     args = parser.parse_args(argv)
 

@@ -55,6 +55,11 @@ def _image_folder(data_dir: Path) -> Path:
     return images if images.is_dir() else data_dir
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     try:
         text = path.read_text()
@@ -66,14 +71,14 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
 def _is_ground_truth(path: Path) -> bool:
     """The devkit's file has one number per line; Caffe's val.txt has a name and a label."""
     lines = _read_lines(path)
-    return bool(lines) and lines[0][1].isdigit()
+    return bool(lines) and _is_number(lines[0][1])
 
 
 def _val_txt_layout(folder: Path, val_txt: Path) -> list[tuple[Path, int]]:
     listed: dict[str, tuple[int, int]] = {}
     for n, line in _read_lines(val_txt):
         parts = line.rsplit(maxsplit=1)  # Caffe's ImageData layer also splits at the last space
-        if len(parts) != 2 or not parts[1].isdigit():
+        if len(parts) != 2 or not _is_number(parts[1]):
             raise ReplicationError(val_txt, f"line {n}: expected 'FILENAME LABEL', got {line!r}")
         name, label = parts[0], int(parts[1])
         if label >= 1000:
@@ -147,7 +152,7 @@ def _devkit_layout(folder: Path, ground_truth: Path) -> list[tuple[Path, int]]:
     label_of_id = _read_meta(ground_truth.with_name(META))
     ids = []
     for n, line in _read_lines(ground_truth):
-        if not line.isdigit() or int(line) not in label_of_id:
+        if not _is_number(line) or int(line) not in label_of_id:
             raise ReplicationError(ground_truth, f"line {n}: expected a class id 1..1000, got {line!r}")
         ids.append(int(line))
     pairs = []

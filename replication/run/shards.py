@@ -148,5 +148,23 @@ def merge_shards(out, shard_tables) -> int:
             None, f"{len(absent)} of {len(order)} trials are missing (unfinished shards?): {_listed(absent)}"
         )
 
+    _check_nothing_dropped(out, rows)
     write_rows(out, sorted(rows, key=lambda row: order[row_key(row)]))
     return len(rows)
+
+
+def _check_nothing_dropped(out: Path, rows: list[dict]) -> None:
+    """Refuse to replace an existing `out` that holds a finished trial the merge would lose:
+    one not in the shards, or in them with other results. Merging the same shards again
+    is allowed (every row of `out` is then in `rows`, identical)."""
+    if not out.exists():
+        return
+    merged = {row_key(row): row for row in rows}
+    same = ("seed", "top1", "top5", *RunInfo.__dataclass_fields__)
+    lost = [row for row in read_rows(out)
+            if row_key(row) not in merged or any(row[c] != merged[row_key(row)][c] for c in same)]
+    if lost:
+        raise ReplicationError(
+            out, f"already holds {len(lost)} finished trial(s) that these shards do not, or with other results "
+            f"(e.g. {_listed([row_key(lost[0])])}); merge into a new file, or move this one away first",
+        )

@@ -15,7 +15,7 @@ import fcntl
 import io
 import math
 import os
-import warnings
+import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,22 +147,27 @@ class ResultsLog:
             self._file.close()
             raise ReplicationError(self.path, "another sweep is writing this results table right now") from None
         try:
-            self.rows = self._recover()
-            check_rows(self.path, self.rows, run)
+            self.rows = self._recover(run)
         except BaseException:
             self.close()
             raise
         self.done = {row_key(row) for row in self.rows}
 
-    def _recover(self) -> list[dict]:
+    def _recover(self, run: RunInfo) -> list[dict]:
+        """The finished rows, after deciding that the file is a table of this run; only
+        then is a torn last line cut off, so a file that is not such a table is left as it was."""
         self._file.seek(0)
         data = self._file.read()
         complete = data.rfind(b"\n") + 1
+        header = _header_line()
+        if complete == 0 and data and not header.startswith(data):
+            raise ReplicationError(self.path, "not a results table (no header line); pass another --results file")
+        rows = _parse(self.path, data[:complete])
+        check_rows(self.path, rows, run)
         if complete < len(data):
             # Only the last append can be incomplete (see the module docstring).
-            warnings.warn(f"{self.path}: dropped an incomplete last line left by an interrupted run", stacklevel=3)
+            print(f"warning: {self.path}: dropped an incomplete last line left by an interrupted run", file=sys.stderr)
             self._file.truncate(complete)
-        rows = _parse(self.path, data[:complete])
         if complete == 0:
             self._append(COLUMNS)
         return rows
@@ -191,9 +196,7 @@ class ResultsLog:
         return row
 
     def _append(self, fields) -> None:
-        line = io.StringIO()
-        csv.writer(line, lineterminator="\n").writerow(fields)
-        self._file.write(line.getvalue().encode("utf-8"))  # one write: a kill tears at most this line
+        self._file.write(_csv_line(fields))  # one write: a kill tears at most this line
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -206,6 +209,16 @@ class ResultsLog:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _csv_line(fields) -> bytes:
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow(fields)
+    return line.getvalue().encode("utf-8")
+
+
+def _header_line() -> bytes:
+    return _csv_line(COLUMNS)
 
 
 def write_rows(path, rows: list[dict]) -> None:
