@@ -32,7 +32,7 @@ def test_one_line_per_layer_in_network_order_with_sample_sd_bars_and_chance(tmp_
     assert conv_1.lines[0].get_ydata() == pytest.approx([0.8, 0.2])  # level 0 is the shared baseline
     segments = conv_1.lines[2][0].get_segments()  # the error bars, one per point
     assert segments[1][:, 1] == pytest.approx([0.2 - 0.1, 0.2 + 0.1])  # SD with ddof=1 of 0.1, 0.3, 0.2
-    chance = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    chance = [line for line in ax.get_lines() if line.get_label().startswith("chance")]
     assert [tuple(line.get_ydata()) for line in chance] == [(CHANCE["top5"], CHANCE["top5"])]
     assert "top-5" in ax.get_ylabel() and "synapses" in ax.get_xlabel()
     png, pdf = save_figure(fig, tmp_path / "f")
@@ -60,3 +60,14 @@ def test_missing_weights_and_images_are_named_with_where_to_get_them(tmp_path, c
     assert figure4.main(["--data", str(tmp_path / "nowhere"), "--mean", "pixel"]) == 2
     err = capsys.readouterr().err
     assert "nowhere: no such folder" in err and "mean image" not in err
+
+
+def test_many_layers_can_be_told_apart_and_ends_are_not_cut():
+    layers = [f"layer_{i}" for i in range(26)]
+    table = _table("synapse", {(layer, 1.0): [0.2, 0.4] for layer in layers})
+    ax = plot_figure(table, EXPERIMENTS[1], layers, "Deep").axes[0]
+    looks = {(tuple(c.lines[0].get_color()), c.lines[0].get_linestyle(), c.lines[0].get_marker()) for c in ax.containers}
+    assert len(looks) == 26  # no two layers drawn alike
+    low, high = ax.get_xlim()
+    assert low < 0.0 and high > 1.0  # the points at level 0 and 1 with their error bars lie inside
+    assert ax.get_ylim()[0] < 0 and ax.get_ylim()[1] > 1

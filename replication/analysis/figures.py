@@ -10,7 +10,6 @@ renderer whatever backend the caller (a notebook, say) has selected.
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -51,17 +50,20 @@ def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title
     fig = Figure(figsize=(8.8 if crowded else 6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
     handles = []
-    for colour, (layer, line) in zip(_colours(len(lines)), lines.items()):
+    for style, (layer, line) in zip(line_styles(len(lines)), lines.items()):
         bars = line["std"].fillna(0.0)  # one repeat has no spread to show
-        handles.append(ax.errorbar(line["level"], line["mean"], yerr=bars, label=layer, color=colour, marker="o",
-                                   markersize=3, linewidth=1.2, capsize=2.5, elinewidth=0.8))
+        handles.append(ax.errorbar(line["level"], line["mean"], yerr=bars, label=layer, markersize=3.5, linewidth=1.2,
+                                   capsize=2.5, elinewidth=0.8, **style))
     chance = CHANCE[spec.metric]
     guesses = 5 if spec.metric == "top5" else 1
-    handles.append(ax.axhline(chance, color="0.4", linestyle="--", linewidth=1,
+    handles.append(ax.axhline(chance, color="0.3", linestyle=(0, (1, 2)), linewidth=1.2,
                               label=f"chance ({chance:g} = {guesses} of 1000 classes)"))
     levels = [level for line in lines.values() for level in line["level"]] or [0.0, 1.0]
-    ax.set_xlim(min(levels), max(levels))
-    ax.set_ylim(0, 1)
+    # A margin on every side, so that the points and error bars at the ends are drawn whole.
+    low, high = min(levels), max(levels)
+    pad = 0.03 * ((high - low) or 1.0)
+    ax.set_xlim(low - pad, high + pad)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel(perturbation.level_label)
     ax.set_ylabel(METRICS[spec.metric])
     images = int(table["images"].iloc[0]) if len(table) else 0
@@ -76,11 +78,19 @@ def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title
     return fig
 
 
-def _colours(n: int):
-    # Distinct colours for the paper's 8 layers; a depth-ordered ramp for deep models.
-    if n <= 10:
-        return [f"C{i}" for i in range(n)]
-    return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0, 0.95, n)]
+_LINE_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D")
+
+
+def line_styles(n: int) -> list[dict]:
+    """Matplotlib styles that keep n lines apart: the ten colours of a qualitative palette,
+    then the same colours again with another dash pattern and marker, so that 26 layers of
+    a deep model (or 40) can still be told apart in print and by colour-blind readers."""
+    palette = matplotlib.colormaps["tab10"].colors
+    return [
+        {"color": palette[i % 10], "linestyle": _LINE_STYLES[i // 10 % 4], "marker": _MARKERS[i // 10 % 4]}
+        for i in range(n)
+    ]
 
 
 def save_figure(fig: Figure, stem) -> list:
