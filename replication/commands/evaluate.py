@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     fill_image_defaults(args)
     load_tensorflow(args.verbose)
     from replication import data
+    from replication.models.synthetic import synthetic_note
     from replication.run.scoring import evaluate_model
 
     prep = preprocessing(args)
@@ -59,6 +60,9 @@ def main(argv=None) -> int:
     print(f"top-5     {result['top5']:.4f}")
     print(f"images    {result['images']}")
     print(f"images/s  {result['images_per_s']:.1f}")
+    note = synthetic_note(args.weights)
+    if note:
+        print(f"note: {note}")
     data.report_skipped(result["skipped"])
     if args.json:
         record = {key: result[key] for key in ("top1", "top5", "images", "images_per_s")}

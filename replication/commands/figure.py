@@ -166,6 +166,7 @@ def run_figure(experiment: Experiment, args) -> int:
     from replication.analysis.figures import plot_figure, save_figure
     from replication.analysis.reports import figure_report
     from replication.models.groups import weight_groups
+    from replication.models.synthetic import synthetic_note
     from replication.run.costs import model_macs, suffix_macs
     from replication.run.grid import BASELINE, Grid, check_layers, grid_table
     from replication.run.shards import Shard, shard_path, shard_share, write_manifest
@@ -218,12 +219,18 @@ def run_figure(experiment: Experiment, args) -> int:
     finished = grid_table(results, grid)
     figure_stem = args.out / f"{experiment.name}-{stem}"
     title = info.title + ("" if args.semantics == "paper" else f", {args.semantics} semantics")
+    note = synthetic_note(args.weights)
+    if note:
+        title += ", synthetic weights: chance by design"
     pictures = save_figure(plot_figure(finished, experiment, layers, title), figure_stem)
     report = Path(f"{figure_stem}-stats.md")
     with atomic_output(report) as tmp:
-        tmp.write_text(figure_report(finished, experiment, layers, results), encoding="utf-8")
+        text = figure_report(finished, experiment, layers, results)
+        tmp.write_text((f"> **Note:** {note}.\n\n" if note else "") + text, encoding="utf-8")
     print(report.read_text(encoding="utf-8"))
     for path in (*pictures, report, results):
         print(f"wrote {path}")
+    if note:
+        print(f"note: {note}")
     print(f"{experiment.label} took {time.perf_counter() - started:.0f} s")
     return 0

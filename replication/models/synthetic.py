@@ -14,6 +14,7 @@ scaled down so the logits have the spread of a trained network's (a few units), 
 biases are small and positive (uniform in [0, 0.2), around BVLC's 0.1 bias init).
 """
 
+import h5py
 import numpy as np
 
 from replication.caffe.binary import write_caffemodel
@@ -31,6 +32,9 @@ ALEXNET_BLOB_SHAPES = {
     "fc7": (4096, 4096),
     "fc8": (1000, 4096),
 }
+
+# In the net name of every synthetic file, so that results made from one say so.
+SYNTHETIC_MARK = "synthetic random weights"
 
 # fc8's He-normal weights are scaled by this: the logits then spread by about 3
 # (standard deviation over classes and validation images) instead of about 17.
@@ -97,7 +101,24 @@ def synthetic_alexnet_net(seed: int = 0, flavour: str = "alexnet") -> Net:
         if layer.name in ALEXNET_BLOB_SHAPES:
             layer.blobs = _random_blobs(rng, layer.name)
     name = "AlexNet" if flavour == "alexnet" else "CaffeNet"
-    return Net(name, layers, inputs={"data": (10, 3, 227, 227)})
+    return Net(f"{name} ({SYNTHETIC_MARK})", layers, inputs={"data": (10, 3, 227, 227)})
+
+
+def is_synthetic(weights) -> bool:
+    """Whether a weight file holds this module's random weights: its Caffe net name, kept
+    by the converter, carries `SYNTHETIC_MARK`. Any other file, or none, is not."""
+    try:
+        with h5py.File(weights, "r") as f:
+            return SYNTHETIC_MARK in str(f.attrs.get("net_name", ""))
+    except (OSError, TypeError):
+        return False
+
+
+def synthetic_note(weights) -> str | None:
+    """The sentence every output made from synthetic weights carries, or None."""
+    if weights is None or not is_synthetic(weights):
+        return None
+    return f"{weights} holds synthetic random weights: its accuracies are at chance by design"
 
 
 def write_synthetic_alexnet(path, seed: int = 0, flavour: str = "alexnet", generation: str = "current"):
