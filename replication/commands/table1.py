@@ -1,38 +1,44 @@
 """python -m replication.table1 --weights W.h5 [--model alexnet] [--csv F] [--markdown F]
 
 The paper's Table 1 for a weight file: statistics of every weight array beside the
-paper's published figures.
+paper's printed figures and the relative differences, whether each matches at the paper's
+3 significant figures, notes on probable slips of the printed table, and last a verdict:
+how many of the paper's 22 rows these weights match, and the rows that differ most.
 """
 
 import sys
 
-from replication.commands.common import new_parser, run_cli
+from replication.commands.common import load_tensorflow, new_parser, output_file, run_cli
 from replication.files import atomic_output
 from replication.models.registry import list_models
 
 
 def main(argv=None) -> int:
     parser = new_parser("python -m replication.table1",
-                        "The paper's Table 1: summary statistics of every weight array of the network.")
+                        "The paper's Table 1: summary statistics of every weight array of the network, "
+                        "compared with the paper's printed figures.")
     parser.add_argument("--weights", required=True, help="HDF5 file written by python -m replication.convert")
     parser.add_argument("--model", default="alexnet",
                         help=f"{', '.join(list_models())} or a deploy .prototxt (default alexnet)")
-    parser.add_argument("--csv", help="also write the table, with the paper's figures, as CSV")
-    parser.add_argument("--markdown", help="also write the table as markdown")
+    parser.add_argument("--csv", type=output_file, help="also write the table, with the paper's figures and the verdict, as CSV")
+    parser.add_argument("--markdown", type=output_file, help="also write the table and the verdict as markdown")
     args = parser.parse_args(argv)
 
-    from replication.analysis.table1 import format_markdown, format_table, table1
+    load_tensorflow(args.verbose)
+    from replication.analysis.table1 import format_csv, format_markdown, format_report, table1, verdict
     from replication.models.registry import create_model
 
     table = table1(create_model(args.model, args.weights))
-    print(f"Table 1 for {args.weights} ({args.model}):\n")
-    print(format_table(table))
+    outcome = verdict(table)
+    title = f"Table 1 for {args.weights} ({args.model})"
+    print(f"{title}, beside the paper's (Cheney, Schrimpf & Kreiman 2017, Table 1):\n")
+    print(format_report(table, outcome))
     if args.csv:
         with atomic_output(args.csv) as tmp:
-            table.to_csv(tmp, float_format="%.9g")
+            tmp.write_text(format_csv(table, outcome, title))
     if args.markdown:
         with atomic_output(args.markdown) as tmp:
-            tmp.write_text(format_markdown(table))
+            tmp.write_text(format_markdown(table, outcome))
     return 0
 
 
