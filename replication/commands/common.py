@@ -185,20 +185,42 @@ def add_image_options(parser, required: bool = False) -> None:
                        help="Caffe val.txt (FILENAME LABEL) or the devkit's ILSVRC2012_validation_ground_truth.txt, "
                        "when not in --data")
     group.add_argument("--limit", type=positive_int, help="use only the first N images (by file name)")
-    group.add_argument("--resize", type=positive_int, default=256,
+    group.add_argument("--resize", type=positive_int,
                        help="resize images to this square size first (default 256)")
-    group.add_argument("--crop", type=positive_int, default=227,
+    group.add_argument("--crop", type=positive_int,
                        help="then take the central crop of this size (default 227)")
-    group.add_argument("--mean", choices=("image", "pixel"), default="image",
+    group.add_argument("--mean", choices=("image", "pixel", "rgb_pixel"),
                        help="subtract the ImageNet mean image (--mean-file) or the mean pixel BGR 104/117/123 "
-                       "(default image)")
+                       "from BGR images (Caffe's), or the mean pixel RGB 123.68/116.779/103.939 from RGB images "
+                       "(convnets-keras's) (default: the model's own; image, rgb_pixel for convnets_keras)")
+    group.add_argument("--resize-filter", choices=("bilinear", "pil_bilinear"),
+                       help="TensorFlow's bilinear resize, like Caffe's OpenCV, or PIL's bilinear filter on uint8 "
+                       "(scipy.misc.imresize, convnets-keras's) (default: the model's own; bilinear, "
+                       "pil_bilinear for convnets_keras)")
     group.add_argument("--mean-file", type=Path,
                        help=f"ilsvrc_2012_mean.npy (3x256x256 BGR) for --mean image (default {DEFAULT_MEAN_FILE})")
     group.add_argument("--skip-bad", action="store_true", help="leave out unreadable images and list them at the end")
 
 
+# Caffe's preprocessing: the defaults of a model registered without its own.
+_PREPROCESSING_DEFAULTS = {"resize": 256, "crop": 227, "mean": "image", "resize_filter": "bilinear"}
+
+
 def fill_image_defaults(args) -> None:
-    """The defaults that depend on other options."""
+    """The defaults that depend on other options: each of --resize, --crop, --mean and
+    --resize-filter not given is the model's own (its registered preprocessing, Caffe's
+    otherwise), and --mean image gets the default mean file."""
+    unset = [key for key in _PREPROCESSING_DEFAULTS if getattr(args, key, None) is None]
+    if unset:
+        defaults = dict(_PREPROCESSING_DEFAULTS)
+        if getattr(args, "model", None) is not None:
+            load_tensorflow(getattr(args, "verbose", False))  # the registry's models import Keras
+            from replication.models.registry import get_model_spec
+
+            spec = get_model_spec(args.model)
+            defaults.update(spec.preprocessing if spec is not None and spec.preprocessing else {})
+        for key in unset:
+            setattr(args, key, defaults[key])
     if args.mean == "image" and args.mean_file is None:
         args.mean_file = DEFAULT_MEAN_FILE
 
@@ -206,7 +228,8 @@ def fill_image_defaults(args) -> None:
 def preprocessing(args):
     from replication.data.preprocessing import Preprocessing
 
-    return Preprocessing(resize=args.resize, crop=args.crop, mean=args.mean, mean_file=args.mean_file)
+    return Preprocessing(resize=args.resize, crop=args.crop, mean=args.mean, mean_file=args.mean_file,
+                         resize_filter=getattr(args, "resize_filter", None) or "bilinear")
 
 
 def open_model(model: str, weights, crop: int):

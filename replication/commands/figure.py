@@ -69,6 +69,9 @@ def build_parser(experiment: Experiment):
                      help="bound on the decoded images (up to half of it; more go to --cache-dir) and "
                      "the cached activations together (default 4)")
     out.add_argument("--cache-dir", type=Path, help="folder for the decoded-image cache when images exceed --memory-gb")
+    out.add_argument("--devices", type=comma_list,
+                     help="devices for the trial streams, one stream each: e.g. /GPU:0,/GPU:1, or cpu:N for N "
+                     "logical CPU devices (default: every GPU when there are several)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -162,6 +165,9 @@ def run_figure(experiment: Experiment, args) -> int:
     # Imported here, not at the top: TensorFlow takes seconds to load, and a user who
     # lacks a file should hear so at once.
     load_tensorflow(args.verbose)
+    from replication.run.devices import configure_devices
+
+    devices = configure_devices(args.devices)
     from replication import data
     from replication.analysis.figures import plot_figure, save_figure
     from replication.analysis.reports import figure_report
@@ -207,7 +213,7 @@ def run_figure(experiment: Experiment, args) -> int:
         if pending:
             images, labels = arrays or decode()
             run_trials(model, pending, images, labels, log, batch_size=args.batch_size,
-                       memory_gb=args.memory_gb, progress=not args.no_progress)
+                       memory_gb=args.memory_gb, progress=not args.no_progress, devices=devices)
 
     if shard:
         pattern = shard_path(results, shard).name.replace(f"shard-{shard.index}-", "shard-*-")

@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": ("replication.commands.compare", "the paper's claims beside ours"),
     "merge": ("replication.commands.merge", "the checked union of a sharded sweep's tables"),
     "synthetic": ("replication.commands.synthetic", "a synthetic model (real shapes, random weights) for offline use"),
+    "download": ("replication.commands.download", "fetch the Model Zoo weights, mean image and ILSVRC12 aux files"),
 }
 
 

@@ -26,6 +26,9 @@ def dataset_id(ds: Dataset, prep: Preprocessing) -> str:
     and label, in order, and the preprocessing (the mean file by content). The same
     images give the same id in any layout and at any path."""
     recipe = {"pipeline": PIPELINE_VERSION, "resize": prep.resize, "crop": prep.crop, "mean": prep.mean}
+    if prep.resize_filter != "bilinear":
+        # Only when not the default, so the ids of tables made before the option stay valid.
+        recipe["resize_filter"] = prep.resize_filter
     if prep.mean == "image":
         mean_bgr(prep)  # the usual errors for a missing or unreadable mean file
         recipe["mean_sha256"] = file_digest(prep.mean_file, "sha256")

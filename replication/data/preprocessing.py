@@ -1,4 +1,5 @@
-"""Caffe's ImageNet preprocessing: decode, resize, centre crop, BGR, subtract the mean.
+"""Caffe's ImageNet preprocessing: decode, resize, centre crop, BGR, subtract the mean;
+and convnets-keras's, which the paper's authors used for their AlexNet.
 
 Resize to resize x resize ignoring the aspect ratio (convert_imageset), centre crop
 crop x crop at offset (resize - crop) // 2 (the data layer in the TEST phase), BGR
@@ -15,6 +16,16 @@ Where it differs from Caffe (which uses OpenCV):
   - The mean image (ilsvrc_2012_mean.npy, 3 x 256 x 256 BGR) is resized (bilinear, in
     float) when resize is not its size before it is cropped. Caffe has no such step:
     its mean file must match the stored image size.
+
+convnets-keras's recipe (`preprocess_image_batch(img_size=(256, 256), crop_size=(227, 227),
+color_mode="rgb")`, which the authors' net.py calls), chosen with mean="rgb_pixel" and
+resize_filter="pil_bilinear": decode to RGB, resize to 256 x 256 with scipy.misc.imresize,
+which is PIL's bilinear filter on the uint8 image (scaled by PIL's support rule when
+shrinking), subtract the mean pixel RGB 123.68/116.779/103.939, keep the RGB order, and
+crop the centre 227 x 227. The resize is PIL's own, called from the tf.data pipeline, so
+the pixels are PIL's exactly; with the accurate-DCT decoding they equal what the recipe
+computes with the same Pillow release (the authors' 2017 Pillow may have rounded some
+pixels differently; that was not checked).
 """
 
 from dataclasses import dataclass
@@ -26,6 +37,10 @@ import tensorflow as tf
 from replication.errors import ReplicationError
 
 MEAN_PIXEL_BGR = (104.0, 117.0, 123.0)
+# convnets-keras's "empirical means on the training set", RGB; subtracted in float32.
+MEAN_PIXEL_RGB = (123.68, 116.779, 103.939)
+MEANS = ("image", "pixel", "rgb_pixel")
+RESIZE_FILTERS = ("bilinear", "pil_bilinear")
 MEAN_FILE_HELP = (
     "the ImageNet mean image ships with Caffe as python/caffe/imagenet/ilsvrc_2012_mean.npy; "
     "pass it with --mean-file, or use --mean pixel (BGR 104/117/123)"
@@ -39,12 +54,21 @@ PIPELINE_VERSION = 1
 class Preprocessing:
     resize: int = 256
     crop: int = 227
-    mean: str = "image"  # "image": mean_file cropped like the images; "pixel": BGR 104/117/123
+    # "image": mean_file cropped like the images; "pixel": BGR 104/117/123 (both Caffe's,
+    # BGR images); "rgb_pixel": RGB 123.68/116.779/103.939 on RGB images (convnets-keras)
+    mean: str = "image"
     mean_file: Path | None = None
+    # "bilinear": TensorFlow's, like Caffe's OpenCV resize; "pil_bilinear": PIL's on uint8,
+    # as scipy.misc.imresize (convnets-keras)
+    resize_filter: str = "bilinear"
 
     def __post_init__(self):
-        if self.mean not in ("image", "pixel"):
-            raise ReplicationError(None, f"mean must be 'image' or 'pixel', not {self.mean!r}")
+        if self.mean not in MEANS:
+            raise ReplicationError(None, f"mean must be one of {', '.join(MEANS)}, not {self.mean!r}")
+        if self.resize_filter not in RESIZE_FILTERS:
+            raise ReplicationError(
+                None, f"resize_filter must be one of {', '.join(RESIZE_FILTERS)}, not {self.resize_filter!r}"
+            )
         if not 0 < self.crop <= self.resize:
             raise ReplicationError(None, f"crop ({self.crop}) must be between 1 and resize ({self.resize})")
         if self.mean_file is not None:
@@ -55,6 +79,11 @@ class Preprocessing:
         """Top-left corner of the centre crop, as Caffe's data layer computes it."""
         return (self.resize - self.crop) // 2
 
+    @property
+    def channel_order(self) -> str:
+        """The order of the preprocessed channels: "BGR" (Caffe's) or "RGB" (convnets-keras's)."""
+        return "RGB" if self.mean == "rgb_pixel" else "BGR"
+
 
 def _resize_bilinear(image: tf.Tensor, size: int) -> tf.Tensor:
     return tf.image.resize(image, [size, size], method="bilinear", antialias=False)
@@ -62,9 +91,12 @@ def _resize_bilinear(image: tf.Tensor, size: int) -> tf.Tensor:
 
 def mean_bgr(prep: Preprocessing) -> np.ndarray:
     """What is subtracted from each crop: (crop, crop, 3) for the mean image, (3,) for the
-    mean pixel; float32, BGR."""
+    mean pixel; float32, in the images' channel order (`prep.channel_order`: BGR, but RGB
+    for mean="rgb_pixel")."""
     if prep.mean == "pixel":
         return np.array(MEAN_PIXEL_BGR, np.float32)
+    if prep.mean == "rgb_pixel":
+        return np.array(MEAN_PIXEL_RGB, np.float32)
     if prep.mean_file is None:
         raise ReplicationError(None, f"--mean image needs a mean file: {MEAN_FILE_HELP}")
     if not prep.mean_file.is_file():
@@ -88,17 +120,49 @@ def mean_bgr(prep: Preprocessing) -> np.ndarray:
 _RGB_TO_BGR = np.eye(3, dtype=np.float32)[::-1]
 
 
+def pil_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """scipy.misc.imresize(image, (size, size)) for a uint8 RGB image: PIL's bilinear filter.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        size: the side of the square result.
+
+    Returns:
+        (size, size, 3) uint8; the image itself, unchanged, when it already has that size.
+    """
+    from PIL import Image  # only this recipe needs PIL
+
+    if image.shape[:2] == (size, size):
+        return image
+    pil_image = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    return np.asarray(pil_image.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _resize_pil(image: tf.Tensor, size: int) -> tf.Tensor:
+    # PIL's resampling has no TensorFlow equivalent to the grey level (fixed-point weights,
+    # a uint8 rounding between its horizontal and vertical passes), so PIL itself runs.
+    resized = tf.numpy_function(lambda pixels: pil_resize(pixels, size), [image], tf.uint8, stateful=False)
+    resized.set_shape([size, size, 3])
+    return tf.cast(resized, tf.float32)
+
+
 def _preprocess_fn(prep: Preprocessing):
     mean = tf.constant(mean_bgr(prep))
     o, c, size = prep.offset, prep.crop, prep.resize
+    to_bgr = prep.channel_order == "BGR"
 
     def preprocess(path, label, index):
         # Accurate DCT: what OpenCV (so Caffe) and PIL decode. The op also reads PNG.
         image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3, dct_method="INTEGER_ACCURATE")
-        # Caffe stores resized images as uint8, hence the rounding. A same-size bilinear
-        # resize returns the pixels unchanged.
-        image = tf.clip_by_value(tf.round(_resize_bilinear(image, size)), 0.0, 255.0)
-        image = tf.tensordot(image[o : o + c, o : o + c], _RGB_TO_BGR, axes=1) - mean
-        return image, label, index
+        if prep.resize_filter == "pil_bilinear":
+            image = _resize_pil(image, size)
+        else:
+            # Caffe stores resized images as uint8, hence the rounding. A same-size bilinear
+            # resize returns the pixels unchanged.
+            image = tf.clip_by_value(tf.round(_resize_bilinear(image, size)), 0.0, 255.0)
+        image = image[o : o + c, o : o + c]
+        if to_bgr:
+            image = tf.tensordot(image, _RGB_TO_BGR, axes=1)
+        return image - mean, label, index
 
     return preprocess

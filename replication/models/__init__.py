@@ -3,6 +3,8 @@
 groups     WeightGroup: the Keras layers that make up one logical (paper) layer
 registry   register_model / create_model / load_model / list_models, and a model's names
 alexnet    the paper-named AlexNet and CaffeNet (registered as "alexnet", "caffenet")
+convnets_keras  the authors' AlexNet, heuritech/convnets-keras (registered as "convnets_keras")
+keras1     Keras 1 HDF5 weight files, as the authors' alexnet_weights.h5 is
 prototxt   any Caffe deploy .prototxt as a Keras model
 layers     Caffe's LRN, pooling and grouped convolution as Keras layers
 weights    the converted HDF5 weight file into a Keras model (layouts, splits, flatten order)

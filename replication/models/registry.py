@@ -31,6 +31,8 @@ class ModelSpec:
     build: Callable  # (input_shape=None) -> keras.Model without weights
     title: str
     zoo_file: str | None  # the Caffe Model Zoo file it was trained as, without ".caffemodel"
+    weights_format: str = "caffe"  # what --weights takes: "caffe" (convert's HDF5) or "keras1"
+    preprocessing: dict | None = None  # Preprocessing fields its weights were trained with
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,18 @@ class ModelInfo:
     slug: str
 
 
-_MODELS = Registry("model", ("replication.models.alexnet",))
+_MODELS = Registry("model", ("replication.models.alexnet", "replication.models.convnets_keras"))
+WEIGHTS_FORMATS = ("caffe", "keras1")
 
 
-def register_model(name: str, *, title: str, zoo_file: str | None = None):
+def register_model(
+    name: str,
+    *,
+    title: str,
+    zoo_file: str | None = None,
+    weights_format: str = "caffe",
+    preprocessing: dict | None = None,
+):
     """Decorator: register `builder(input_shape=None) -> keras.Model` under `name`.
 
     Args:
@@ -53,13 +63,20 @@ def register_model(name: str, *, title: str, zoo_file: str | None = None):
         title: the model's name for people (figure titles, reports).
         zoo_file: the Caffe Model Zoo weight file it loads, without ".caffemodel"; the
             default weights are caffe_weights/<zoo_file>.h5.
+        weights_format: "caffe" for the HDF5 file python -m replication.convert writes,
+            "keras1" for a Keras 1 save_weights file (models.keras1), loaded as it is.
+        preprocessing: the data.Preprocessing fields (resize, crop, mean, resize_filter)
+            the commands use for this model unless told otherwise; None for Caffe's.
 
     Returns:
         The decorator, which returns the builder unchanged.
     """
+    if weights_format not in WEIGHTS_FORMATS:
+        raise ValueError(f"weights_format must be one of {WEIGHTS_FORMATS}, not {weights_format!r}")
 
     def register(builder):
-        _MODELS.add(name, ModelSpec(name, builder, title, zoo_file), key=builder)
+        spec = ModelSpec(name, builder, title, zoo_file, weights_format, dict(preprocessing or {}) or None)
+        _MODELS.add(name, spec, key=builder)
         return builder
 
     return register
@@ -95,7 +112,9 @@ def create_model(model, weights=None, *, input_shape=None):
         model: a registered name (`list_models()`; the paper's layer names) or the path of
             a Caffe deploy .prototxt (Caffe's layer names).
         weights: an HDF5 file written by `replication.caffe.convert` (python -m
-            replication.convert), or None for an unloaded model.
+            replication.convert); for a model registered with weights_format="keras1"
+            (convnets_keras) a Keras 1 weight file such as heuritech's alexnet_weights.h5;
+            or None for an unloaded model.
         input_shape: (height, width, channels) instead of the model's own input size.
 
     Returns:
@@ -116,6 +135,15 @@ def create_model(model, weights=None, *, input_shape=None):
         built = build_from_prototxt(path, input_shape=input_shape)
     if weights is None:
         return built
+    from replication.models import keras1
+
+    if spec is not None and spec.weights_format == "keras1":
+        return keras1.load_keras1_weights(built, weights)
+    if keras1.keras_layout(weights) is not None:
+        takers = [m for m in list_models() if get_model_spec(m).weights_format == "keras1"]
+        raise ReplicationError(
+            weights, f"a Keras weight file (model.save_weights), which --model {' or '.join(takers)} takes, not {model}"
+        )
     from replication.models.weights import load_weights
 
     return load_weights(built, weights)

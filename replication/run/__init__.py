@@ -4,6 +4,7 @@ scoring  Caffe's top-k rule on the logits; `evaluate` over a dataset
 graph    where a layer starts to matter in the Keras graph (the one user of Keras internals)
 costs    multiply-adds per image of a model and of each layer's trials
 engine   every trial of a sweep, fast and exact (prefix cache, memory bound, device streams)
+devices  which devices run the trial streams: GPUs, or cpu:N logical devices
 table    the resumable, fsynced results table (needs neither TensorFlow nor pandas)
 grid     what a sweep computes: layers × levels × repeats of one perturbation
 shards   a sweep cut for a job array, and the checked merge of its tables

@@ -48,7 +48,8 @@ def seed_scope(run: RunInfo) -> str:
     return f"{run.model}:{run.weights_sha256}"
 
 
-def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64, memory_gb=4.0, progress=True) -> None:
+def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64, memory_gb=4.0, progress=True,
+               devices=None) -> None:
     """Evaluate the trials not yet in `log` and append one row to it per trial as each ends.
 
     Args:
@@ -59,6 +60,9 @@ def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64,
         batch_size: images per batch.
         memory_gb: bound on the decoded images held in RAM plus the engine's cached activations.
         progress: a progress bar on stderr.
+        devices: device names, one trial stream each (`devices.configure_devices`); default
+            every GPU when there are several. Rows are appended as trials finish, so with
+            several streams their order differs; their content does not.
     """
     groups = weight_groups(model)
     pending = [t for t in trials if t.key not in log.done]
@@ -83,7 +87,7 @@ def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64,
             # layer's cached input from the previous one's.
             layers = [group for name, group in groups.items() if any(t.layer == name for t in rest)]
             engine.run_layers(model, images, labels, layers, rest, scope, semantics=log.run.semantics,
-                              batch_size=batch_size, memory_gb=memory_gb, on_result=record)
+                              batch_size=batch_size, memory_gb=memory_gb, on_result=record, devices=devices)
 
 
 def run_sweep(model, grid: Grid, images, labels, results, run: RunInfo, **options):
@@ -94,7 +98,7 @@ def run_sweep(model, grid: Grid, images, labels, results, run: RunInfo, **option
         grid: what to compute (`grid.Grid`).
         results: the results table's path.
         run: the identity of this run (`run_info`); a table of another run is refused.
-        options: batch_size, memory_gb, progress (see `run_trials`).
+        options: batch_size, memory_gb, progress, devices (see `run_trials`).
 
     Returns:
         The grid's rows of the table as a pandas DataFrame (`table.as_frame`).

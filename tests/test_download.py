@@ -1,0 +1,314 @@
+"""`python -m replication.download` against a real HTTP server on 127.0.0.1 serving
+synthetic files: hash checked before the rename, resume with a Range request after a
+dropped connection, a server that ignores ranges, wrong bytes, a present file left alone,
+and the safe extraction of the aux archive. No traffic leaves this machine."""
+
+import hashlib
+import http.server
+import io
+import re
+import socket
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+
+from replication.commands import download as dl
+from replication.commands import main as replication_main
+from replication.commands.common import run_cli
+from replication.errors import ReplicationError
+
+TIMEOUT = 10.0
+PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
+
+
+class FileServer:
+    """Serves `files` (path -> bytes) the way `modes` (path -> good, drop, ignore-range,
+    default good) says, and records every request's path and Range header."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.modes: dict[str, str] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = TIMEOUT
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                mode = server.modes.get(self.path, "good")
+                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if mode == "drop":  # announce the whole file, send half of it, close
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if mode == "ignore-range" or match is None:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                start = int(match[1])
+                if start >= len(body):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                self.wfile.write(body[start:])
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(TIMEOUT)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    """Requests to 127.0.0.1 must not be sent to a proxy named in the environment."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def server():
+    srv = FileServer()
+    yield srv
+    srv.close()
+
+
+def _item(data: bytes, name="blob.bin", **kwargs) -> dl.Item:
+    return dl.Item("test", name, "http://127.0.0.1:9/unused", "sha1", hashlib.sha1(data).hexdigest(), **kwargs)
+
+
+def _get(item, folder, url, **kwargs):
+    return dl.download(item, folder, url=url, progress=False, timeout=TIMEOUT, **kwargs)
+
+
+def test_a_good_download_is_checked_and_renamed(server, tmp_path):
+    server.files["/blob.bin"] = PAYLOAD
+    result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
+    assert result.fetched and result.path == tmp_path / "blob.bin"
+    assert result.path.read_bytes() == PAYLOAD
+    assert (result.algorithm, result.digest) == ("sha1", hashlib.sha1(PAYLOAD).hexdigest())
+    assert result.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+    assert not dl.partial_path(result.path).exists()
+    assert server.requests == [("/blob.bin", None)]
+
+    # A catalogue item with the expected digest given explicitly (md5, as for vgg16).
+    server.files["/other.bin"] = PAYLOAD[::-1]
+    md5 = hashlib.md5(PAYLOAD[::-1]).hexdigest()
+    result = _get("vgg16", tmp_path, server.url("other.bin"), digest=md5, algorithm="md5")
+    assert result.path == tmp_path / dl.ITEMS["vgg16"].filename and result.digest == md5
+
+
+def test_a_dropped_connection_keeps_the_partial_and_the_next_run_resumes(server, tmp_path):
+    server.files["/blob.bin"] = PAYLOAD
+    server.modes["/blob.bin"] = "drop"
+    item = _item(PAYLOAD)
+    half = len(PAYLOAD) // 2
+    with pytest.raises(ReplicationError) as err:
+        _get(item, tmp_path, server.url("blob.bin"))
+    assert f"interrupted after {half} of {len(PAYLOAD)} bytes" in str(err.value)
+    assert "run the same command again to resume" in str(err.value)
+    partial = dl.partial_path(tmp_path / "blob.bin")
+    assert partial.name == ".blob.bin.download" and partial.read_bytes() == PAYLOAD[:half]
+    assert not (tmp_path / "blob.bin").exists()
+
+    server.modes["/blob.bin"] = "good"
+    result = _get(item, tmp_path, server.url("blob.bin"))
+    assert server.requests[-1] == ("/blob.bin", f"bytes={half}-")
+    assert result.fetched and result.path.read_bytes() == PAYLOAD and not partial.exists()
+
+
+def test_a_server_that_ignores_the_range_restarts_from_zero(server, tmp_path):
+    server.files["/blob.bin"] = PAYLOAD
+    server.modes["/blob.bin"] = "ignore-range"
+    partial = dl.partial_path(tmp_path / "blob.bin")
+    partial.write_bytes(b"x" * 3000)  # not even a prefix of the file: must be thrown away
+    result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
+    assert server.requests == [("/blob.bin", "bytes=3000-")]
+    assert result.path.read_bytes() == PAYLOAD and not partial.exists()
+
+
+def test_a_complete_partial_is_checked_without_fetching_more(server, tmp_path):
+    server.files["/blob.bin"] = PAYLOAD
+    dl.partial_path(tmp_path / "blob.bin").write_bytes(PAYLOAD)  # killed between the last byte and the rename
+    result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
+    assert server.requests == [("/blob.bin", f"bytes={len(PAYLOAD)}-")]  # answered 416
+    assert result.fetched and result.path.read_bytes() == PAYLOAD
+
+
+def test_wrong_bytes_leave_neither_target_nor_partial(server, tmp_path):
+    wrong = PAYLOAD[:-1] + b"!"
+    server.files["/blob.bin"] = wrong
+    item = _item(PAYLOAD)
+    with pytest.raises(ReplicationError) as err:
+        _get(item, tmp_path, server.url("blob.bin"))
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'blob.bin'}: wrong sha1")
+    assert item.digest in message and hashlib.sha1(wrong).hexdigest() in message
+    assert not (tmp_path / "blob.bin").exists() and not dl.partial_path(tmp_path / "blob.bin").exists()
+
+
+def test_the_command_refuses_a_mirror_serving_the_wrong_alexnet(server, tmp_path, capsys):
+    server.files["/bvlc_alexnet.caffemodel"] = PAYLOAD
+    out = tmp_path / "weights"
+    argv = ["alexnet", "--mirror", server.base, "--to", str(out), "--no-progress", "--timeout", str(TIMEOUT)]
+    assert run_cli(dl.main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    target = out / "bvlc_alexnet.caffemodel"
+    assert err.startswith(f"error: {target}: wrong sha1: expected 9116a64c0fbe4459d18f4bb6b56d647b63920377, "
+                          f"got {hashlib.sha1(PAYLOAD).hexdigest()}")
+    assert "\n" not in err and "Traceback" not in err
+    assert not target.exists() and not dl.partial_path(target).exists()
+
+
+def test_a_present_correct_target_is_not_fetched_again(server, tmp_path):
+    server.files["/blob.bin"] = PAYLOAD
+    (tmp_path / "blob.bin").write_bytes(PAYLOAD)
+    result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
+    assert not result.fetched and server.requests == []
+
+    # Present but wrong: fetched again, and the old file replaced only once the new one is checked.
+    (tmp_path / "blob.bin").write_bytes(b"stale")
+    lines = []
+    result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"), log=lines.append)
+    assert result.fetched and result.path.read_bytes() == PAYLOAD
+    assert len(lines) == 1 and "present but wrong sha1" in lines[0]
+
+
+def _tar_gz(members: dict[str, bytes], symlinks=()) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, points_to in symlinks:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, points_to
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def test_the_aux_archive_yields_val_txt_and_synset_words_and_nothing_else(server, tmp_path):
+    val = b"ILSVRC2012_val_00000001.JPEG 65\nILSVRC2012_val_00000002.JPEG 970\n"
+    words = b"n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
+    archive = _tar_gz({"./val.txt": val, "synset_words.txt": words, "../evil": b"owned", "train.txt": b"x 0\n"})
+    server.files["/caffe_ilsvrc12.tar.gz"] = archive
+    folder = tmp_path / "weights"
+    result = _get("aux", folder, server.url("caffe_ilsvrc12.tar.gz"))
+    assert result.digest is None and result.sha256 == hashlib.sha256(archive).hexdigest()
+    assert result.extracted == (folder / "val.txt", folder / "synset_words.txt")
+    assert (folder / "val.txt").read_bytes() == val and (folder / "synset_words.txt").read_bytes() == words
+    assert not (tmp_path / "evil").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["caffe_ilsvrc12.tar.gz", "synset_words.txt", "val.txt"]
+
+    # Present: not fetched again, but a removed member is extracted again.
+    (folder / "val.txt").unlink()
+    result = _get("aux", folder, server.url("caffe_ilsvrc12.tar.gz"))
+    assert not result.fetched and result.extracted == (folder / "val.txt",)
+    assert len(server.requests) == 1
+
+
+def test_extraction_refuses_missing_members_links_and_paths(tmp_path):
+    archive = tmp_path / "aux.tar.gz"
+    archive.write_bytes(_tar_gz({"synset_words.txt": b"n0 x\n"}, symlinks=[("val.txt", "/etc/passwd")]))
+    with pytest.raises(ReplicationError, match="'val.txt' is not a regular file"):
+        dl.extract_members(archive, tmp_path, ["val.txt"])
+    with pytest.raises(ReplicationError, match="has no member 'test.txt'"):
+        dl.extract_members(archive, tmp_path, ["test.txt"])
+    with pytest.raises(ReplicationError, match="not a plain file name"):
+        dl.extract_members(archive, tmp_path, ["../evil"])
+    (tmp_path / "broken.tar.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ReplicationError, match="not a readable tar archive"):
+        dl.extract_members(tmp_path / "broken.tar.gz", tmp_path, ["val.txt"])
+    assert not (tmp_path / "val.txt").exists()
+
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_the_command_fetches_the_mean_and_aux_from_a_mirror(server, tmp_path, capsys):
+    mean = _npy(np.full((3, 256, 256), 110.0))
+    server.files["/ilsvrc_2012_mean.npy"] = mean
+    server.files["/caffe_ilsvrc12.tar.gz"] = _tar_gz({"val.txt": b"a.JPEG 0\n", "synset_words.txt": b"n0 x\n"})
+    out = tmp_path / "weights"
+    argv = ["mean", "aux", "--mirror", server.base + "/", "--to", str(out), "--no-progress"]
+    assert run_cli(dl.main, argv) == 0
+    printed = capsys.readouterr().out
+    assert f"sha256 {hashlib.sha256(mean).hexdigest()} (no published hash); a 3x256x256 mean image" in printed
+    assert f"extracted {out / 'val.txt'}, {out / 'synset_words.txt'}" in printed
+    assert "https://image-net.org/download-images" in printed and "ILSVRC2012_img_val.tar" in printed
+    assert {path for path, _ in server.requests} == {"/ilsvrc_2012_mean.npy", "/caffe_ilsvrc12.tar.gz"}
+
+    assert run_cli(dl.main, argv) == 0  # everything present: nothing fetched
+    assert "already present, not downloaded again" in capsys.readouterr().out
+    assert len(server.requests) == 2
+
+
+def test_a_mean_image_of_the_wrong_shape_is_refused(server, tmp_path, capsys):
+    server.files["/ilsvrc_2012_mean.npy"] = _npy(np.zeros((3, 227, 227)))
+    argv = ["mean", "--mirror", server.base, "--to", str(tmp_path), "--no-progress"]
+    assert run_cli(dl.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "is not a 3x256x256 mean image (shape 3x227x227)" in err
+    assert not (tmp_path / "ilsvrc_2012_mean.npy").exists()
+    assert not dl.partial_path(tmp_path / "ilsvrc_2012_mean.npy").exists()
+
+
+def test_unreachable_servers_and_http_errors_are_one_line(server, tmp_path, capsys):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ReplicationError, match="cannot reach http://127.0.0.1"):
+        _get(_item(PAYLOAD), tmp_path, f"http://127.0.0.1:{port}/blob.bin")
+    with pytest.raises(ReplicationError, match="HTTP 404"):
+        _get(_item(PAYLOAD), tmp_path, server.url("missing.bin"))
+    assert run_cli(dl.main, ["--mirror", "ftp://example.org"]) == 2
+    assert "expected an http:// or https:// URL" in capsys.readouterr().err
+    assert run_cli(dl.main, ["alexnett"]) == 2
+    assert "unknown 'alexnett'" in capsys.readouterr().err
+
+
+def test_list_names_every_item_its_hash_and_where_the_images_are(capsys):
+    assert replication_main.main(["download", "--list"]) == 0
+    printed = capsys.readouterr().out
+    for item in dl.ITEMS.values():
+        assert item.url in printed
+    assert "sha1 9116a64c0fbe4459d18f4bb6b56d647b63920377" in printed
+    assert "md5 64373286793e3c8b2b4e3219cbf3544b" in printed
+    assert "https://image-net.org/download-images" in printed
+    assert dl.DEFAULT_ITEMS == ("alexnet", "mean", "aux")
