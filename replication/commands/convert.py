@@ -13,7 +13,7 @@ that the file loads into that model and prints its hashes and one line per layer
 import sys
 from pathlib import Path
 
-from replication.commands.common import new_parser, run_cli
+from replication.commands.common import load_tensorflow, new_parser, output_file, run_cli
 
 
 def summary_table(net) -> str:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("caffemodel", type=Path,
                         help="binary Caffe weights (.caffemodel), either generation; or a Keras 1 weight file "
                         "(heuritech's alexnet_weights.h5), which is checked and described: it needs no conversion")
-    parser.add_argument("-o", "--output", type=Path, help="HDF5 file to write (needed for a .caffemodel)")
+    parser.add_argument("-o", "--output", type=output_file, help="HDF5 file to write (needed for a .caffemodel)")
     parser.add_argument("--prototxt", type=Path, help="deploy .prototxt to check the weights against")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     from replication.models.keras1 import keras_layout
 
     if keras_layout(args.caffemodel) is not None:
+        load_tensorflow(args.verbose)  # the file is checked by loading it into the Keras model
         return describe_keras_file(args.caffemodel, args.output)
     if args.output is None:
         parser.error("the following arguments are required: -o/--output (for a .caffemodel)")

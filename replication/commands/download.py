@@ -128,6 +128,9 @@ ITEMS = {
         Item("aux", "caffe_ilsvrc12.tar.gz", "http://dl.caffe.berkeleyvision.org/caffe_ilsvrc12.tar.gz",
              size="17 MB", about="Caffe's ILSVRC12 auxiliary files (get_ilsvrc_aux.sh); val.txt and "
              "synset_words.txt are extracted", extract=("val.txt", "synset_words.txt")),
+        Item("convnets_keras", "alexnet_weights.h5", "http://files.heuritech.com/weights/alexnet_weights.h5",
+             size="233 MB", about="the authors' AlexNet: heuritech/convnets-keras' Keras 1 weights (no published "
+             "hash; --model convnets_keras)"),
         Item("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
              "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
              "vgg16_weights_tf_dim_ordering_tf_kernels.h5",

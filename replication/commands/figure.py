@@ -92,7 +92,13 @@ def missing_inputs(args) -> list[str]:
     spec = get_model_spec(args.model)
     if spec is None and not Path(args.model).is_file():
         missing.append(f"model {args.model}: no such file. Give {', '.join(list_models())} or a Caffe deploy .prototxt.")
-    if args.weights is None:
+    if args.weights is None and spec is not None and spec.weights_format == "keras1":
+        missing.append(
+            f"weights: none given for {args.model}. Get the authors' Keras 1 weights (docs/authors_alexnet.md):\n"
+            "      python -m replication.download convnets_keras\n"
+            "      ... --weights caffe_weights/alexnet_weights.h5"
+        )
+    elif args.weights is None:
         missing.append(
             f"weights: none given for {args.model}. Convert the model's .caffemodel and pass the result:\n"
             f"      python -m replication.convert MODEL.caffemodel --prototxt {args.model} -o MODEL.h5\n"

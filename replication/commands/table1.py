@@ -17,7 +17,9 @@ def main(argv=None) -> int:
     parser = new_parser("python -m replication.table1",
                         "The paper's Table 1: summary statistics of every weight array of the network, "
                         "compared with the paper's printed figures.")
-    parser.add_argument("--weights", required=True, help="HDF5 file written by python -m replication.convert")
+    parser.add_argument("--weights", required=True,
+                        help="HDF5 file written by python -m replication.convert, or for convnets_keras the "
+                        "authors' Keras 1 alexnet_weights.h5")
     parser.add_argument("--model", default="alexnet",
                         help=f"{', '.join(list_models())} or a deploy .prototxt (default alexnet)")
     parser.add_argument("--csv", type=output_file, help="also write the table, with the paper's figures and the verdict, as CSV")
