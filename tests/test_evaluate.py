@@ -37,9 +37,11 @@ def test_topk_on_hand_made_scores():
         [5, 4, 3, 2, 1, 1, 0],  # label 6: last
     ], dtype=np.float32)
     labels = np.array([0, 3, 4, 1, 6])
-    assert topk_correct(scores, labels) == (1, 3)
-    assert topk_correct(scores, labels, k=2) == (1, 2)
+    assert topk_correct(scores, labels, ties="caffe") == (1, 3)
+    assert topk_correct(scores, labels, k=2, ties="caffe") == (1, 2)
     assert topk_correct(scores[:0], labels[:0]) == (0, 0)
+    # the project's rule: the two ties at the true class count their expected hit, 1/2 each
+    assert topk_correct(scores, labels) == (1.5, 3.5)
 
 
 def test_nan_scores_count_as_wrong():
@@ -54,7 +56,7 @@ def test_topk_agrees_with_ranking_and_ignores_class_order():
     scores = rng.integers(0, 4, size=(300, 12)).astype(np.float32)  # many ties
     labels = rng.integers(0, 12, size=300)
     for k in (1, 3, 5):
-        assert topk_correct(scores, labels, k)[1] == topk_by_sorting(scores, labels, k)
+        assert topk_correct(scores, labels, k, ties="caffe")[1] == topk_by_sorting(scores, labels, k)
     perm = rng.permutation(12)
     inverse = np.argsort(perm)
     assert topk_correct(scores[:, perm], inverse[labels]) == topk_correct(scores, labels)

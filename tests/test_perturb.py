@@ -20,6 +20,7 @@ from replication.perturb import (
     trial_rng,
     trial_seed,
 )
+from replication.perturb.knockout import chw_rows_in_hwc, node_knockout
 
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.57, 0.9, 1.0)
 
@@ -224,6 +225,36 @@ def test_authors_code_rows_only_where_the_index_exists():
     untouched_rows = [i for i in range(3) if i not in rows]
     alive = [j for j in range(8) if j not in idx]
     np.testing.assert_array_equal(after[0][np.ix_(untouched_rows, alive)], w[np.ix_(untouched_rows, alive)])
+
+
+def test_chw_rows_in_hwc_maps_the_authors_flatten_onto_ours():
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))  # (H, W, C), e.g. pool5
+    ours, authors = x.reshape(-1), x.transpose(2, 0, 1).reshape(-1)  # Keras flattens HWC, Theano CHW
+    order = chw_rows_in_hwc((2, 3, 4))
+    np.testing.assert_array_equal(ours[order], authors)
+    assert order[1] == 4 and order[6] == 1  # authors' (c0, h0, w1) is our row 1·4; their (c1, h0, w0) our row 1
+
+
+def test_authors_code_dense_rows_follow_the_authors_flatten_with_row_order():
+    """dense_1 knocked out the authors' way on our HWC rows computes what their CHW model computes."""
+    rng = np.random.default_rng(4)
+    hwc = (2, 3, 4)
+    order = chw_rows_in_hwc(hwc)
+    w_ours, b = nonzero(rng, (24, 16)), nonzero(rng, (16,))  # 16 units < 24 rows: every index is a row
+    w_authors = w_ours[order]  # their row r is our row order[r]
+    level = 0.5
+    theirs = node_knockout([[w_authors, b]], level, np.random.default_rng(9), "authors_code")[0]
+    ours = node_knockout([[w_ours, b]], level, np.random.default_rng(9), "authors_code", row_order=order)[0]
+    unmapped = node_knockout([[w_ours, b]], level, np.random.default_rng(9), "authors_code")[0]
+    x = rng.normal(size=(5, *hwc))
+    x_ours, x_authors = x.reshape(5, -1), x.transpose(0, 3, 1, 2).reshape(5, -1)
+    np.testing.assert_allclose(x_ours @ ours[0] + ours[1], x_authors @ theirs[0] + theirs[1], rtol=1e-6)
+    assert not np.allclose(x_ours @ unmapped[0], x_authors @ theirs[0])  # without the map: other rows
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    paper = node_knockout([[w_ours, b]], level, np.random.default_rng(9), "paper", row_order=order)[0]
+    assert len(dead_units(paper)) == 8 and (paper[0] != 0).sum() == 24 * 8  # the paper's reading: rows untouched
+    with pytest.raises(ValueError, match="row_order"):
+        node_knockout([[w_ours, b]], level, np.random.default_rng(9), "authors_code", row_order=order[:10])
 
 
 def test_authors_code_equals_paper_for_a_single_conv(model):

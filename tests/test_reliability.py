@@ -192,3 +192,10 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path):
     with atomic_output(out) as tmp:
         tmp.write_text("done\n")
     assert out.read_text() == "done\n" and not stale.exists() and live.exists()
+
+
+def test_a_results_table_with_no_rows_is_named(tmp_path, capsys):
+    empty = tmp_path / "results.csv"
+    ResultsLog(empty, RUN).close()  # a header and no rows
+    assert run_cli(compare.main, ["--results", str(empty)]) == 2
+    assert f"error: {empty}: holds no finished trials" in capsys.readouterr().err

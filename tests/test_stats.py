@@ -151,3 +151,47 @@ def test_select_refuses_to_pool_experiments(table):
     chosen = stats.select(mixed, semantics="authors_code")
     assert (chosen["level"] == 0).sum() == 1  # the shared baseline stays
     assert set(chosen.loc[chosen["level"] != 0, "semantics"]) == {"authors_code"}
+
+
+def test_population_std_is_the_authors_error_bar(table):
+    ours = stats.summary(table).set_index(["layer", "perturbation", "level"])
+    authors = stats.summary(table, ddof=0).set_index(["layer", "perturbation", "level"])
+    assert authors.loc[("conv_1", "synapse", 0.5), "top5_std"] == pytest.approx(np.std([0.5, 0.6, 0.7]))  # 0.0816
+    assert ours.loc[("conv_1", "synapse", 0.5), "top5_std"] == pytest.approx(0.1)
+    assert authors.loc[("conv_1", "node", 0.5), "top5_std"] == 0.0  # one repeat: 0 their way, NaN ours
+    c = stats.curve(table, "conv_1", "synapse", ddof=0)
+    assert c["std"].tolist() == pytest.approx([0.0, np.std([0.7, 0.72]), np.std([0.5, 0.6, 0.7])])
+    assert stats.get_conventions("authors").ddof == 0 and stats.get_conventions("ours").ddof == stats.DDOF
+    with pytest.raises(ValueError, match="conventions"):
+        stats.get_conventions("theirs")
+
+
+def test_authors_fit_uses_every_trial_and_one_baseline_per_layer():
+    df = linear_table({"conv_2": -0.5, "conv_3": -0.3}, noise={"conv_2": [0.02, -0.03, 0.0, 0.04], "conv_3": [-0.02, 0.0, 0.05, 0.0]})
+    fit = stats.linear_fit(df, ["conv_2", "conv_3"], "node", points="trials")
+    x, y = [], []
+    for slope, jitter in ((-0.5, [0.02, -0.03, 0.0, 0.04]), (-0.3, [-0.02, 0.0, 0.05, 0.0])):
+        x.append(0.0)
+        y.append(0.8)
+        for level, j in zip([0.2, 0.4, 0.6, 0.8], jitter):
+            for d in (-0.01, 0.01):  # both repeats, not their mean
+                x.append(level)
+                y.append(0.8 + slope * level + j + d)
+    expected = sps.linregress(x, y)
+    assert fit.r2 == pytest.approx(expected.rvalue**2) and fit.slope == pytest.approx(expected.slope)
+    assert fit.points == 2 * (1 + 4 * 2)
+    means = stats.linear_fit(df, ["conv_2", "conv_3"], "node")
+    assert fit.r2 < means.r2  # the spread between repeats is unexplained variance of their fit
+    with pytest.raises(ValueError, match="points"):
+        stats.linear_fit(df, ["conv_2"], "node", points="medians")
+
+
+def test_authors_fits_pool_every_layer_but_conv_1():
+    df = linear_table({"conv_1": -0.9, "conv_2": -0.5, "conv_3": -0.5, "dense_1": -0.1})
+    ours = stats.linear_fits(df, perturbations=("node",))
+    authors = stats.linear_fits(df, perturbations=("node",), conventions="authors")
+    assert list(authors["layers"]) == ["conv_1", "all but conv_1"]
+    assert list(ours["points"]) == [5, 10] and list(authors["points"]) == [9, 27]  # dense_1 pooled too
+    rest = stats.linear_fit(df, ["conv_2", "conv_3", "dense_1"], "node", points="trials")
+    assert authors["r2"].iloc[1] == pytest.approx(rest.r2)
+    assert authors["r2"].iloc[1] < ours["r2"].iloc[1] == pytest.approx(1.0)

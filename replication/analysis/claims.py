@@ -16,6 +16,17 @@ of the paper that the text leaves open, chosen once here:
 - Claims about "every layer" or "any layer after conv_2" are checked on those of the
   layers the results contain; the detail column names the ones missing. A claim
   whose data are absent altogether (levels or layers not run) reads "n.a.".
+- Chance is k / 1000 (top-5 0.005, top-1 0.001) and does not depend on the network's
+  baseline, so the chance claims compare raw accuracies: "gives chance" holds within
+  ±`TOLERANCE["chance"]`, "almost at chance" within `NEAR_CHANCE` above it.
+- "More robust" (dense_1 and dense_2 against the conv layers under node knockout): at
+  every level below 1 that both were run at, each dense layer's mean is above each conv
+  layer's (at 1 every layer is at chance, section 4.1).
+- A 0% knockout is the unperturbed network in every repeat, so a step from level 0 is
+  tested against the baseline repeated as often as the other level's repeats.
+- The r² claims are judged on the fit of the chosen conventions (`stats.CONVENTIONS`:
+  ours, through the per-level means of conv_2–conv_5, or the authors', through every
+  trial of every layer but conv_1 plus one baseline per layer); both fits are shown.
 
 For a model other than AlexNet the claims are still AlexNet's: `--layer-map` says
 which of its layers plays which AlexNet layer. Without one, only the two roles that
@@ -36,8 +47,16 @@ PAPER_LAYERS = ("conv_1", "conv_2", "conv_3", "conv_4", "conv_5", "dense_1", "de
 AFTER_CONV_2 = PAPER_LAYERS[2:]
 PAPER_BASELINE = 0.791  # AlexNet top-5, unperturbed
 ALPHA = 0.05
-TOLERANCE = {"baseline": 0.02, "accuracy": 0.05, "r2": 0.10}
+TOLERANCE = {"baseline": 0.02, "accuracy": 0.05, "r2": 0.10, "chance": 0.01}
 LINEAR_R2 = 0.95  # our reading of "falls linearly"
+NEAR_CHANCE = 0.05  # our reading of "almost at chance": at most this far above chance
+CLASSES = 1000  # ILSVRC2012
+TOP_K = {"top1": 1, "top5": 5}
+
+
+def chance(metric: str) -> float:
+    """The accuracy of a guess: k / 1000 for top-k."""
+    return TOP_K[metric] / CLASSES
 
 
 class Missing(Exception):
@@ -56,8 +75,10 @@ class Outcome:
 class Evidence:
     """Our results seen through the paper's layer names."""
 
-    def __init__(self, df: pd.DataFrame, metric: str, layer_map: dict[str, str], relative: bool):
+    def __init__(self, df: pd.DataFrame, metric: str, layer_map: dict[str, str], relative: bool,
+                 conventions: stats.Conventions = stats.CONVENTIONS["ours"]):
         self.df, self.metric, self.layer_map, self.relative = df, metric, layer_map, relative
+        self.conventions = conventions
         base = stats.baseline_values(df, metric)
         self.baseline = float(base.mean()) if base.size else None
         trials = df[df["level"] != 0].groupby(["layer", "perturbation", "level"])[metric]
@@ -111,16 +132,29 @@ class Evidence:
         p, o = paper_value / PAPER_BASELINE, our_value / base
         return p, o, f"{paper_value:.3f} = {p:.3f}×baseline", f"{our_value:.3f} = {o:.3f}×baseline"
 
-    def fit(self, layers, perturbation: str) -> tuple[stats.LinearFit, list[str]]:
+    def fit(self, layers, perturbation: str, points: str = "means") -> tuple[stats.LinearFit, list[str]]:
         """The pooled linear fit over those of `layers` that were run, and their names."""
         mapped = [layer for layer in layers if layer in self.layer_map]
         if not mapped:
             raise Missing(f"{'/'.join(layers)} not mapped to layers of this model")
         used = [layer for layer in mapped if self.levels(layer, perturbation)]
-        fit = stats.linear_fit(self.df, [self.layer_map[layer] for layer in used], perturbation, self.metric)
+        fit = stats.linear_fit(self.df, [self.layer_map[layer] for layer in used], perturbation, self.metric, points)
         if fit.levels < 3:
             raise Missing(f"{perturbation} knockout of {'/'.join(layers)}: fewer than 3 levels (baseline included) to fit")
         return fit, used
+
+    def fits(self, group: str, perturbation: str) -> dict[str, tuple[stats.LinearFit, list[str]] | Missing]:
+        """Both readings of one of the paper's fits, by conventions name: group "conv_1"
+        (conv_1 alone) or "rest" (conv_2–conv_5, or all but conv_1 for the authors'),
+        or a paper layer name (that layer alone); Missing where a reading cannot be made."""
+        out = {}
+        for name, how in stats.CONVENTIONS.items():
+            layers = how.rest_of_network if group == "rest" else (group,)
+            try:
+                out[name] = self.fit(layers, perturbation, how.fit_points)
+            except Missing as why:
+                out[name] = why
+        return out
 
 
 def _significance_note(a: np.ndarray, b: np.ndarray) -> str:
@@ -195,18 +229,27 @@ def _syn50_conv2(ev):
     return _point_claim(ev, "conv_2", "synapse", 0.5, 0.607)
 
 
+def _below_each(ev, layer, level, others, other_level, perturbation="synapse") -> Outcome:
+    """`layer` at `level` below each of `others` at `other_level`: lower mean and rank-sum p < ALPHA."""
+    low = ev.values(layer, perturbation, level)
+    have, missing = ev.available(others, perturbation, other_level)
+    if not have:
+        raise Missing(f"no {perturbation} results for {'/'.join(others)} at {other_level:g}")
+    pvalues, lower, notes = [], 0, set()
+    for other in have:
+        values = ev.values(other, perturbation, other_level)
+        pvalues.append(stats.rank_sum(low, values).pvalue)
+        lower += low.mean() < values.mean()
+        notes.add(_significance_note(low, values))
+    worst = max(pvalues)
+    details = sorted(n for n in notes if n) + ([f"not run: {', '.join(missing)}"] if missing else [])
+    holds = lower == len(have) and worst < ALPHA
+    return Outcome("p < 0.05", f"lower than {lower}/{len(have)}, max p {worst:.3g}", holds, worst, "; ".join(details))
+
+
 @claim("synapse50_conv2_below_conv3_5", "50% synapse knockout: conv_2 is below each of conv_3–conv_5 (p < 0.05)", ("synapse",))
 def _syn50_conv2_significant(ev):
-    conv2 = ev.values("conv_2", "synapse", 0.5)
-    pvalues, lower, notes = [], 0, set()
-    for layer in ("conv_3", "conv_4", "conv_5"):
-        other = ev.values(layer, "synapse", 0.5)
-        pvalues.append(stats.rank_sum(conv2, other).pvalue)
-        lower += conv2.mean() < other.mean()
-        notes.add(_significance_note(conv2, other))
-    worst = max(pvalues)
-    holds = lower == 3 and worst < ALPHA
-    return Outcome("p < 0.05", f"lower than {lower}/3, max p {worst:.3g}", holds, worst, "; ".join(sorted(n for n in notes if n)))
+    return _below_each(ev, "conv_2", 0.5, ("conv_3", "conv_4", "conv_5"), 0.5)
 
 
 @claim("synapse50_conv1", "50% synapse knockout: conv_1 keeps top-5 0.269", ("synapse",))
@@ -253,11 +296,27 @@ def _max_loss_claim(ev, perturbation, level, bound):
     return Outcome(f"loss < {bound:.0%}", f"max loss {losses[worst]:.1%}", losses[worst] < bound, detail=detail)
 
 
-def _r2_claim(ev, layers, perturbation, paper_r2):
-    fit, used = ev.fit(layers, perturbation)
+READING = {"ours": "per-level means", "authors": "authors' fit"}
+
+
+def _judged_fit(ev, group, perturbation) -> tuple[stats.LinearFit, str, str]:
+    """(the fit of the chosen conventions, its r² beside the other reading's, detail)."""
+    fits = ev.fits(group, perturbation)
+    active = ev.conventions.name
+    (other,) = (name for name in fits if name != active)
+    beside = "" if isinstance(fits[other], Missing) else f"; {READING[other]} {fits[other][0].r2:.3f}"
+    if isinstance(fits[active], Missing):
+        raise Missing(str(fits[active]) + beside)
+    fit, used = fits[active]
+    how = "every trial + one baseline per layer" if ev.conventions.fit_points == "trials" else "per-level means"
+    detail = f"{active} conventions, {how} of {', '.join(used)}: {fit.points} points"
+    return fit, f"r² {fit.r2:.3f}{beside}", detail
+
+
+def _r2_claim(ev, group, perturbation, paper_r2):
+    fit, ours, detail = _judged_fit(ev, group, perturbation)
     holds = abs(fit.r2 - paper_r2) <= TOLERANCE["r2"]
-    detail = f"{', '.join(used)}: {fit.points} points; within ±{TOLERANCE['r2']}"
-    return Outcome(f"r² {paper_r2:.3f}", f"r² {fit.r2:.3f}", holds, detail=detail)
+    return Outcome(f"r² {paper_r2:.3f}", ours, holds, detail=f"{detail}; within ±{TOLERANCE['r2']}")
 
 
 CONV_2_5 = ("conv_2", "conv_3", "conv_4", "conv_5")
@@ -265,22 +324,22 @@ CONV_2_5 = ("conv_2", "conv_3", "conv_4", "conv_5")
 
 @claim("node_r2_conv2_5", "Node knockout, linear fit pooled over conv_2–conv_5: r² 0.963", ("node",))
 def _node_r2_rest(ev):
-    return _r2_claim(ev, CONV_2_5, "node", 0.963)
+    return _r2_claim(ev, "rest", "node", 0.963)
 
 
 @claim("node_r2_conv1", "Node knockout, linear fit for conv_1: r² 0.715", ("node",))
 def _node_r2_conv1(ev):
-    return _r2_claim(ev, ("conv_1",), "node", 0.715)
+    return _r2_claim(ev, "conv_1", "node", 0.715)
 
 
 @claim("synapse_r2_conv2_5", "Synapse knockout, linear fit pooled over conv_2–conv_5: r² 0.553", ("synapse",))
 def _syn_r2_rest(ev):
-    return _r2_claim(ev, CONV_2_5, "synapse", 0.553)
+    return _r2_claim(ev, "rest", "synapse", 0.553)
 
 
 @claim("synapse_r2_conv1", "Synapse knockout, linear fit for conv_1: r² 0.930", ("synapse",))
 def _syn_r2_conv1(ev):
-    return _r2_claim(ev, ("conv_1",), "synapse", 0.930)
+    return _r2_claim(ev, "conv_1", "synapse", 0.930)
 
 
 NODE_VS_SYNAPSE_LEVELS = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -340,23 +399,157 @@ def _gaussian_robust(ev):
 
 @claim("output_node_linear", "Node knockout of the output layer (dense_3) makes accuracy fall linearly", ("node",))
 def _output_linear(ev):
-    fit, _ = ev.fit(("dense_3",), "node")
+    fit, ours, _ = _judged_fit(ev, "dense_3", "node")
     holds = fit.r2 >= LINEAR_R2 and fit.slope < 0
     detail = f"our reading: r² ≥ {LINEAR_R2}; a fall in proportion, baseline×(1−p), has slope {-ev.require_baseline():.3f}"
-    return Outcome("linear", f"r² {fit.r2:.3f}, slope {fit.slope:.3f}", holds, detail=detail)
+    return Outcome("linear", f"{ours}, slope {fit.slope:.3f}", holds, detail=detail)
+
+
+# --- claims of sections 4.1, 4.2, 5, the abstract and the discussion ----------------------
+
+
+@claim("knockout100_chance", "100% synapse or node knockout of any layer gives chance, top-5 0.005", ("synapse", "node"))
+def _knockout100_chance(ev):
+    target, means, missing = chance(ev.metric), {}, set()
+    for perturbation in ("synapse", "node"):
+        have, lacking = ev.available(PAPER_LAYERS, perturbation, 1.0)
+        means.update({(layer, perturbation): ev.mean(layer, perturbation, 1.0) for layer in have})
+        missing.update(f"{layer} {perturbation}" for layer in lacking if layer in ev.layer_map)
+    if not means:
+        raise Missing("no synapse or node knockout results at level 1")
+    (layer, perturbation), worst = max(means.items(), key=lambda item: abs(item[1] - target))
+    detail = f"raw accuracies within ±{TOLERANCE['chance']}; furthest: {layer} {perturbation}; {len(means)} curves"
+    if missing:
+        detail += f"; not run: {', '.join(sorted(missing))}"
+    holds = all(abs(mean - target) <= TOLERANCE["chance"] for mean in means.values())
+    return Outcome(f"{target:.3f}", f"{worst:.4f}", holds, detail=detail)
+
+
+@claim("synapse50_conv1_below_conv2_5", "50% synapse knockout: conv_1 is below each of conv_2–conv_5 (p < 0.05)", ("synapse",))
+def _syn50_conv1_significant(ev):
+    return _below_each(ev, "conv_1", 0.5, CONV_2_5, 0.5)
+
+
+@claim("conv1_synapse30_below_conv3_5_synapse70_p", "30% synapse knockout in conv_1 is below 70% in each of conv_3–conv_5 (p < 0.05)", ("synapse",))
+def _conv1_fragile_significant(ev):
+    return _below_each(ev, "conv_1", 0.3, ("conv_3", "conv_4", "conv_5"), 0.7)
+
+
+DENSE = ("dense_1", "dense_2")
+CONVS = PAPER_LAYERS[:5]
+
+
+@claim("dense_node_more_robust", "Node knockout: dense_1 and dense_2 are more robust than the conv layers", ("node",))
+def _dense_node_robust(ev):
+    margins = {}
+    for dense in (layer for layer in DENSE if layer in ev.layer_map):
+        for conv in (layer for layer in CONVS if layer in ev.layer_map):
+            common = set(ev.levels(dense, "node")) & set(ev.levels(conv, "node"))
+            for level in (lv for lv in common if lv < 1):  # at 1 every layer is at chance
+                margins[(dense, conv, level)] = ev.mean(dense, "node", level) - ev.mean(conv, "node", level)
+    if not margins:
+        raise Missing("no dense_1/dense_2 and conv layer node knockout results at a common level below 1")
+    (dense, conv, level), worst = min(margins.items(), key=lambda item: item[1])
+    below = sum(m <= 0 for m in margins.values())
+    detail = f"our reading: above at every common level < 1; {len(margins) - below}/{len(margins)} comparisons above"
+    return Outcome("dense above every conv layer", f"smallest margin {worst:+.3f} ({dense} − {conv} at {level:g})", below == 0, detail=detail)
+
+
+GAUSSIAN_TEST_K = 2.0  # the authors' results/plotPerturbationPerformance.py tests its largest k, 2.00
+GAUSSIAN_EXCEPTION = ("conv_4", "conv_5")
+
+
+@claim("gaussian_lower_conv_worse", "Gaussian noise: a lower conv layer is worse than a higher one at the same k (all p ≤ 0.0495), except conv_4 against conv_5", ("gaussian",))
+def _gaussian_lower_worse(ev):
+    have, missing = ev.available(CONVS, "gaussian", GAUSSIAN_TEST_K)
+    pairs = [(a, b) for i, a in enumerate(have) for b in have[i + 1 :] if (a, b) != GAUSSIAN_EXCEPTION]
+    if not pairs:
+        raise Missing(f"fewer than two conv layers (the exception aside) with Gaussian results at k = {GAUSSIAN_TEST_K:g}")
+    failures, pvalues, notes = [], [], set()
+    for lower, higher in pairs:
+        low, high = ev.values(lower, "gaussian", GAUSSIAN_TEST_K), ev.values(higher, "gaussian", GAUSSIAN_TEST_K)
+        p = stats.rank_sum(low, high).pvalue
+        pvalues.append(p)
+        notes.add(_significance_note(low, high))
+        if not (low.mean() < high.mean() and p < ALPHA):
+            failures.append(f"{lower}<{higher}")
+    details = [f"at k = {GAUSSIAN_TEST_K:g}"] + sorted(n for n in notes if n)
+    if failures:
+        details.insert(1, "fails: " + ", ".join(failures))
+    if missing:
+        details.append(f"not run: {', '.join(missing)}")
+    ours = f"{len(pairs) - len(failures)}/{len(pairs)} pairs, max p {max(pvalues):.3g}"
+    return Outcome("all pairs, p ≤ 0.0495", ours, not failures, max(pvalues), "; ".join(details))
+
+
+@claim("conv1_synapse_beyond70_near_chance", "Beyond 70% synapse knockout conv_1 is almost at chance", ("synapse",))
+def _conv1_near_chance(ev):
+    levels = [lv for lv in ev.levels("conv_1", "synapse") if lv > 0.7]
+    if not levels:
+        raise Missing("no synapse knockout results for conv_1 above 0.7")
+    means = {lv: ev.mean("conv_1", "synapse", lv) for lv in levels}
+    level = max(means, key=means.get)
+    bound = chance(ev.metric) + NEAR_CHANCE
+    detail = f"our reading: raw accuracy ≤ chance + {NEAR_CHANCE} = {bound:.3f} at every level > 0.7 run ({', '.join(f'{lv:g}' for lv in levels)})"
+    return Outcome(f"≈ {chance(ev.metric):.3f}", f"max {means[level]:.3f} at {level:g}", means[level] <= bound, detail=detail)
+
+
+STEP = 0.1
+STEP_EXCEPTION = ("dense_2", 0.0)  # paper: p = 0.425 from 0 to 0.1
+
+
+@claim("synapse_steps_significant", "Every further 10% of synapse knockout lowers accuracy significantly (p ≤ 0.0167), except dense_2 from 0 to 0.1 (p = 0.425)", ("synapse",))
+def _synapse_steps(ev):
+    failures, pvalues, notes, exception = [], [], set(), ""
+    for layer in (name for name in PAPER_LAYERS if name in ev.layer_map):
+        levels = [0.0, *ev.levels(layer, "synapse")]
+        for a, b in zip(levels, levels[1:]):
+            if round(b - a, stats.LEVEL_DECIMALS) != STEP:
+                continue
+            after = ev.values(layer, "synapse", b)
+            # A 0% knockout is the unperturbed network in every repeat.
+            before = np.full(after.size, ev.require_baseline()) if a == 0 else ev.values(layer, "synapse", a)
+            p = stats.rank_sum(before, after).pvalue
+            if (layer, a) == STEP_EXCEPTION:
+                exception = f"{layer} 0→{b:g}: p {p:.3g} (paper 0.425)"
+                continue
+            pvalues.append(p)
+            notes.add(_significance_note(before, after))
+            if not (after.mean() < before.mean() and p < ALPHA):
+                failures.append(f"{layer} {a:g}→{b:g}")
+    if not pvalues:
+        raise Missing("no synapse knockout results at levels 0.1 apart")
+    details = sorted(n for n in notes if n) + ([exception] if exception else [])
+    if failures:
+        details.insert(0, "fails: " + ", ".join(failures[:4]) + (" …" if len(failures) > 4 else ""))
+    ours = f"{len(pvalues) - len(failures)}/{len(pvalues)} steps, max p {max(pvalues):.3g}"
+    return Outcome("all steps, p ≤ 0.0167", ours, not failures, max(pvalues), "; ".join(details))
 
 
 # --- the table ---------------------------------------------------------------------
 
 
-def claims_table(df: pd.DataFrame, metric="top5", layer_map: dict[str, str] | None = None, relative=True) -> pd.DataFrame:
-    """One row per claim: id, claim, paper, ours, holds (yes / no / n.a.), p_value, detail."""
+def claims_table(df: pd.DataFrame, metric="top5", layer_map: dict[str, str] | None = None, relative=True,
+                 conventions: str = "ours") -> pd.DataFrame:
+    """Every registered claim checked on a results table.
+
+    Args:
+        df: results (`run.table.read_table`), one experiment (`stats.select`).
+        metric: "top5" (the paper's) or "top1".
+        layer_map: paper layer -> our layer; default `default_layer_map`.
+        relative: judge accuracy values as fractions of each network's baseline.
+        conventions: "ours" or "authors" (`stats.CONVENTIONS`): which r² fits decide.
+
+    Returns:
+        One row per claim: id, claim, paper, ours, holds (yes / no / n.a.), p_value, detail.
+    """
     if metric not in stats.METRICS:
         raise ValueError(f"metric must be one of {stats.METRICS}")
+    how = stats.get_conventions(conventions)
     df = stats.select(stats.tidy(df))
     if layer_map is None:
         layer_map, _ = default_layer_map(df)
-    ev = Evidence(df, metric, layer_map, relative)
+    ev = Evidence(df, metric, layer_map, relative, how)
     rows = []
     for c in CLAIMS:
         try:
@@ -366,6 +559,38 @@ def claims_table(df: pd.DataFrame, metric="top5", layer_map: dict[str, str] | No
             out, holds = Outcome("", "", None, detail=str(why)), "n.a."
         rows.append({"id": c.id, "claim": c.text, "paper": out.paper, "ours": out.ours, "holds": holds, "p_value": out.p_value, "detail": out.detail})
     return pd.DataFrame(rows)
+
+
+def fit_readings(df: pd.DataFrame, metric="top5", layer_map: dict[str, str] | None = None) -> pd.DataFrame:
+    """The paper's linear fits read both ways, for every knockout with results.
+
+    Args:
+        df: results, one experiment.
+        metric: "top5" or "top1".
+        layer_map: paper layer -> our layer; default `default_layer_map`.
+
+    Returns:
+        One row per (perturbation, fit, conventions): perturbation, fit ("conv_1" or
+        "rest": conv_2–conv_5 for ours, all but conv_1 for the authors'), conventions,
+        layers (ours, as pooled), points, r2 (NaN where the fit cannot be made), why (if not).
+    """
+    df = stats.select(stats.tidy(df))
+    if layer_map is None:
+        layer_map, _ = default_layer_map(df)
+    ev = Evidence(df, metric, layer_map, relative=True)
+    rows = []
+    for perturbation in ("node", "synapse"):
+        if not (df["perturbation"] == perturbation).any():
+            continue
+        for group in ("conv_1", "rest"):
+            for name, reading in ev.fits(group, perturbation).items():
+                row = {"perturbation": perturbation, "fit": group, "conventions": name}
+                if isinstance(reading, Missing):
+                    rows.append({**row, "layers": "", "points": 0, "r2": float("nan"), "why": str(reading)})
+                else:
+                    fit, used = reading
+                    rows.append({**row, "layers": ", ".join(layer_map[u] for u in used), "points": fit.points, "r2": fit.r2, "why": ""})
+    return pd.DataFrame(rows, columns=["perturbation", "fit", "conventions", "layers", "points", "r2", "why"])
 
 
 def trial_layers(df: pd.DataFrame) -> list[str]:

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from replication.analysis.experiments import METRICS, Experiment
-from replication.analysis.stats import curve
+from replication.analysis.stats import DDOF, curve
 from replication.files import atomic_output
 from replication.perturb.registry import get_perturbation
 
@@ -22,16 +22,16 @@ from replication.perturb.registry import get_perturbation
 CHANCE = {"top5": 0.005, "top1": 0.001}
 
 
-def curves(table: pd.DataFrame, perturbation: str, metric: str, layers) -> dict[str, pd.DataFrame]:
-    """Per layer with trials: level, mean, std (ddof=stats.DDOF), n; level 0 is the baseline."""
+def curves(table: pd.DataFrame, perturbation: str, metric: str, layers, ddof: int = DDOF) -> dict[str, pd.DataFrame]:
+    """Per layer with trials: level, mean, std (with `ddof`), n; level 0 is the baseline."""
     out = {}
     for layer in layers:
         if ((table["layer"] == layer) & (table["perturbation"] == perturbation)).any():
-            out[layer] = curve(table, layer, perturbation, metric)
+            out[layer] = curve(table, layer, perturbation, metric, ddof=ddof)
     return out
 
 
-def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title: str) -> Figure:
+def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title: str, ddof: int = DDOF) -> Figure:
     """The paper's layout for an experiment.
 
     Args:
@@ -39,13 +39,14 @@ def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title
         experiment: which perturbation and metric to draw (`experiments.EXPERIMENTS`).
         layers: the layers to draw, in network order: one line each.
         model_title: the model's name in the title.
+        ddof: of the error bars' standard deviation (1 ours, 0 the authors' plots).
 
     Returns:
         A matplotlib Figure (no pyplot state); `save_figure` writes it.
     """
     spec = experiment
     perturbation = get_perturbation(spec.perturbation)
-    lines = curves(table, spec.perturbation, spec.metric, layers)
+    lines = curves(table, spec.perturbation, spec.metric, layers, ddof)
     crowded = len(lines) > 10  # a deep model: the legend goes beside the panel, not over it
     fig = Figure(figsize=(8.8 if crowded else 6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -69,7 +70,7 @@ def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title
     images = int(table["images"].iloc[0]) if len(table) else 0
     repeats = max((int(line["n"].max()) for line in lines.values()), default=0)
     ax.set_title(f"{spec.label}. {perturbation.title}, {model_title} "
-                 f"({images} images, {repeats} repeats, error bars ±1 SD)", fontsize=9)
+                 f"({images} images, {repeats} repeats, error bars ±1 SD, ddof {ddof})", fontsize=9)
     if crowded:
         fig.legend(handles=handles, fontsize=6, ncol=1 + len(handles) // 20, loc="outside right center", frameon=False)
     else:

@@ -7,11 +7,25 @@ import pandas as pd
 
 from replication.analysis import claims, stats
 from replication.analysis.experiments import METRICS, Experiment
-from replication.analysis.figures import curves
 
 
-def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, str], how: str, relative: bool) -> str:
-    """The lines above a claims table: which results, which model, how the claims are read."""
+def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, str], how: str, relative: bool,
+                  conventions: str = "ours") -> str:
+    """The lines above a claims table: which results, which model, how the claims are read.
+
+    Args:
+        df: the results the claims were checked on.
+        source: how to name them (paths).
+        metric: "top5" or "top1".
+        layer_map: paper layer -> our layer, as the claims used it.
+        how: how the layer map was chosen.
+        relative: whether accuracies were judged as fractions of the baseline.
+        conventions: "ours" or "authors" (`stats.CONVENTIONS`).
+
+    Returns:
+        The header, lines joined by newlines.
+    """
+    chosen = stats.get_conventions(conventions)
     def one(column):
         values = df.loc[df["level"] != 0, column].dropna().unique() if column in df.columns else []
         return ", ".join(map(str, values)) or "?"
@@ -26,6 +40,12 @@ def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, st
         "  losses are relative: 1 − accuracy / baseline; "
         + ("accuracies are judged as fractions of each network's own baseline (paper 0.791)" if relative else "accuracies are compared raw (--absolute)"),
     ]
+    if chosen.fit_points == "means":
+        lines.append("  conventions ours: r² through the per-level means (baseline at 0), conv_1 alone and conv_2–conv_5 pooled")
+    else:
+        lines.append("  conventions authors: r² through every trial plus one baseline point per layer, conv_1 alone "
+                     "and every layer but conv_1 pooled (their results/findLinearFit.py)")
+    lines.append("  ties with the true class count their expected top-k under random tie-breaking (all logits equal: chance)")
     if metric != "top5":
         lines.append(f"  the paper's numbers are top-5; here the same comparisons are made on {metric}")
     if any(ours != paper for paper, ours in layer_map.items()):
@@ -61,11 +81,33 @@ def claims_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fits_text(readings: pd.DataFrame) -> str:
+    """The paper's linear fits read both ways (`claims.fit_readings`), one line each.
+
+    Args:
+        readings: `claims.fit_readings`'s table.
+
+    Returns:
+        Text lines, or a line saying there are no knockout results to fit.
+    """
+    if readings.empty:
+        return "Linear fits: no node or synapse knockout results"
+    lines = ["Linear fits (r²), both ways: ours through the per-level means of conv_1 / conv_2–conv_5; "
+             "the authors' through every trial plus one baseline per layer, conv_1 / all but conv_1"]
+    for row in readings.itertuples(index=False):
+        group = "conv_1" if row.fit == "conv_1" else stats.CONVENTIONS[row.conventions].rest_label
+        head = f"  {row.perturbation:<8} {group:<15} {row.conventions:<8}"
+        if np.isfinite(row.r2):
+            lines.append(f"{head} r² {row.r2:.3f}  ({row.points} points: {row.layers})")
+        else:
+            lines.append(f"{head} n.a.  ({row.why})")
+    return "\n".join(lines)
 
 
-def mean_std_markdown(table: pd.DataFrame, perturbation: str, metric: str, layers) -> str:
-    """Levels down, layers across, cells 'mean ± std' (std over repeats, ddof=stats.DDOF)."""
-    lines = curves(table, perturbation, metric, layers)
+def mean_std_markdown(table: pd.DataFrame, perturbation: str, metric: str, layers, ddof: int = stats.DDOF) -> str:
+    """Levels down, layers across, cells 'mean ± std' (std over repeats with `ddof`)."""
+    run = [layer for layer in layers if ((table["layer"] == layer) & (table["perturbation"] == perturbation)).any()]
+    lines = {layer: stats.curve(table, layer, perturbation, metric, ddof) for layer in run}
     if not lines:
         return "(no trials)"
     levels = sorted({level for line in lines.values() for level in line["level"]})
@@ -92,7 +134,7 @@ def _repeats_text(counts) -> str:
     return f"{low} repeat{'s' * (low != 1)}" if low == high else f"{low}–{high} repeats"
 
 
-def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source) -> str:
+def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source, conventions: str = "ours") -> str:
     """The Markdown report written beside a figure.
 
     Args:
@@ -100,31 +142,34 @@ def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source) -
         experiment: the figure it belongs to.
         layers: the figure's layers in network order.
         source: the results table's path, as shown in the report.
+        conventions: "ours" or "authors" (`stats.CONVENTIONS`): the standard deviation's
+            ddof and the r² fits the claims are judged on.
 
     Returns:
         Mean ± std per layer and level for the experiment's metric, then the paper's claims
         about its perturbation (top-5, as the paper states them).
     """
     metric = METRICS[experiment.metric]
+    ddof = stats.get_conventions(conventions).ddof
     repeats = table.loc[table["level"] != 0].groupby(["layer", "level"]).size()
     parts = [
         f"# {experiment.label}: {experiment.perturbation} perturbation, {metric}",
         "",
         f"Results: `{source}`: {len(table)} trials on {int(table['images'].iloc[0])} images, "
         f"{_repeats_text(repeats)} per point, semantics {table['semantics'].iloc[0]}. Cells are mean ± standard "
-        f"deviation of {metric} over repeats (ddof={stats.DDOF}); level 0 is the unperturbed network.",
+        f"deviation of {metric} over repeats (ddof={ddof}); level 0 is the unperturbed network.",
         "",
-        mean_std_markdown(table, experiment.perturbation, experiment.metric, layers),
+        mean_std_markdown(table, experiment.perturbation, experiment.metric, layers, ddof),
         "",
         "## The paper's claims about this perturbation (top-5, as the paper states them)",
         "",
     ]
     layer_map, how = claims.default_layer_map(table)
     wanted = {c.id for c in claims.claims_about(experiment.perturbation)}
-    table_of_claims = claims.claims_table(table, "top5", layer_map)
+    table_of_claims = claims.claims_table(table, "top5", layer_map, conventions=conventions)
     parts += [
         "```",
-        claims_header(table, source, "top5", layer_map, how, relative=True),
+        claims_header(table, source, "top5", layer_map, how, relative=True, conventions=conventions),
         "```",
         "",
         claims_markdown(table_of_claims[table_of_claims["id"].isin(wanted)]),

@@ -15,6 +15,12 @@ Conventions, stated once:
 - linear fits (`scipy.stats.linregress`) go through the mean at each level, level 0
   (the baseline) included: the points a figure plots. Pooling several layers puts all
   their points into one fit.
+
+The authors' own analysis scripts did two of these differently; `CONVENTIONS` names both
+ways ("ours", the default, and "authors") so that either can be reported:
+- their error bars are `np.std` over repeats, ddof 0 (their plot.py);
+- their r² (results/findLinearFit.py) fits every trial, not the per-level means, plus one
+  baseline point per layer, and pools every layer run except conv_1 against conv_1.
 """
 
 from dataclasses import dataclass
@@ -33,6 +39,38 @@ LEVEL_DECIMALS = 9
 
 # The paper's fits: conv_1 alone, and conv_2..conv_5 pooled. Prototxt models pass their own.
 PAPER_FIT_GROUPS = {"conv_1": ("conv_1",), "conv_2–conv_5": ("conv_2", "conv_3", "conv_4", "conv_5")}
+FIT_POINTS = ("means", "trials")
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """How the statistics are computed: ours, or as the authors' analysis scripts did."""
+
+    name: str
+    ddof: int  # of the standard deviation over repeats (error bars)
+    fit_points: str  # "means": the mean at each level; "trials": every trial + one baseline per layer
+    rest_of_network: tuple[str, ...]  # the paper's layers pooled into the "conv_2–conv_5" fit
+
+    @property
+    def rest_label(self) -> str:
+        return "conv_2–conv_5" if self.rest_of_network == PAPER_FIT_GROUPS["conv_2–conv_5"] else "all but conv_1"
+
+
+CONVENTIONS = {
+    "ours": Conventions("ours", DDOF, "means", PAPER_FIT_GROUPS["conv_2–conv_5"]),
+    # results/findLinearFit.py pools `data[data["layer"] != "conv_1"]`: every layer it found,
+    # the dense layers too when they were run.
+    "authors": Conventions(
+        "authors", 0, "trials", ("conv_2", "conv_3", "conv_4", "conv_5", "dense_1", "dense_2", "dense_3")
+    ),
+}
+
+
+def get_conventions(name: str) -> Conventions:
+    """The conventions called `name` ("ours" or "authors"); ValueError otherwise."""
+    if name not in CONVENTIONS:
+        raise ValueError(f"conventions must be one of {tuple(CONVENTIONS)}, not {name!r}")
+    return CONVENTIONS[name]
 
 
 def tidy(df: pd.DataFrame, path=None) -> pd.DataFrame:
@@ -91,10 +129,16 @@ def trial_values(df: pd.DataFrame, layer: str, perturbation: str, level: float, 
     return df.loc[rows, metric].to_numpy(float)
 
 
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof=1) and n over repeats per (layer, perturbation, level), both metrics.
+def summary(df: pd.DataFrame, ddof: int = DDOF) -> pd.DataFrame:
+    """Mean, std and n over repeats per (layer, perturbation, level), both metrics.
 
-    The shared baseline is one row, layer "-" and perturbation "none".
+    Args:
+        df: a results table (`tidy`).
+        ddof: of the standard deviation: 1 (ours, the default) or 0 (the authors' plots).
+
+    Returns:
+        One row per point, columns layer, perturbation, level, n, top1_mean, top1_std,
+        top5_mean, top5_std; the shared baseline is one row, layer "-" and perturbation "none".
     """
     df = df.copy()
     base = df["level"] == 0
@@ -103,7 +147,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     out = grouped.size().rename("n").to_frame()
     for metric in METRICS:
         out[f"{metric}_mean"] = grouped[metric].mean()
-        out[f"{metric}_std"] = grouped[metric].std(ddof=DDOF)
+        out[f"{metric}_std"] = grouped[metric].std(ddof=ddof)
     out = out.reset_index()
     # baseline first, then each layer's curves in table order, levels ascending
     layer_order = {name: i for i, name in enumerate(out["layer"].drop_duplicates())}
@@ -112,11 +156,11 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def curve(df: pd.DataFrame, layer: str, perturbation: str, metric="top5") -> pd.DataFrame:
-    """level, mean, std, n for one layer and perturbation, with the baseline at level 0."""
+def curve(df: pd.DataFrame, layer: str, perturbation: str, metric="top5", ddof: int = DDOF) -> pd.DataFrame:
+    """level, mean, std (with `ddof`), n for one layer and perturbation, with the baseline at level 0."""
     rows = df[((df["layer"] == layer) & (df["perturbation"] == perturbation) & (df["level"] != 0)) | (df["level"] == 0)]
     grouped = rows.groupby("level")[metric]
-    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=DDOF), "n": grouped.size()}).reset_index()
+    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=ddof), "n": grouped.size()}).reset_index()
 
 
 def relative_loss(value: float, baseline: float) -> float:
@@ -156,14 +200,37 @@ class LinearFit:
     levels: int  # distinct levels; a fit through 2 levels has r² = 1 whatever the data
 
 
-def linear_fit(df: pd.DataFrame, layers, perturbation: str, metric="top5") -> LinearFit:
-    """Least-squares line of mean accuracy against level, pooled over `layers`."""
+def linear_fit(df: pd.DataFrame, layers, perturbation: str, metric="top5", points: str = "means") -> LinearFit:
+    """Least-squares line of accuracy against level, pooled over `layers`.
+
+    Args:
+        df: a results table (`tidy`).
+        layers: the layers pooled into one fit; those without trials add nothing.
+        perturbation: whose trials.
+        metric: "top1" or "top5".
+        points: "means" (ours): the mean at each level, the baseline at level 0, per layer;
+            "trials" (the authors' results/findLinearFit.py): every trial, plus one point
+            (0, baseline) per layer.
+
+    Returns:
+        The fit; slope, intercept and r² are NaN with fewer than 2 distinct levels.
+    """
+    if points not in FIT_POINTS:
+        raise ValueError(f"points must be one of {FIT_POINTS}, not {points!r}")
+    base = baseline_values(df, metric)
     xs, ys = [], []
     for layer in layers:
-        c = curve(df, layer, perturbation, metric)
-        if (c["level"] != 0).any():  # a layer with no trials adds nothing, not a lone baseline
+        rows = df[(df["layer"] == layer) & (df["perturbation"] == perturbation) & (df["level"] != 0)]
+        if rows.empty:  # a layer with no trials adds nothing, not a lone baseline
+            continue
+        if points == "means":
+            c = curve(df, layer, perturbation, metric)
             xs.append(c["level"].to_numpy())
             ys.append(c["mean"].to_numpy())
+        else:
+            lone = [0.0] if base.size else []  # the authors' one baseline point per layer
+            xs.append(np.array(lone + rows["level"].tolist(), float))
+            ys.append(np.array(([float(base.mean())] if base.size else []) + rows[metric].tolist(), float))
     x = np.concatenate(xs) if xs else np.zeros(0)
     y = np.concatenate(ys) if ys else np.zeros(0)
     levels = len(np.unique(x))
@@ -173,12 +240,25 @@ def linear_fit(df: pd.DataFrame, layers, perturbation: str, metric="top5") -> Li
     return LinearFit(float(fit.slope), float(fit.intercept), float(fit.rvalue**2), len(x), levels)
 
 
-def linear_fits(df: pd.DataFrame, metric="top5", groups=None, perturbations=("node", "synapse")) -> pd.DataFrame:
-    """r² of the paper's fits (default: conv_1 alone, conv_2–conv_5 pooled) per perturbation."""
-    groups = PAPER_FIT_GROUPS if groups is None else groups
+def linear_fits(df: pd.DataFrame, metric="top5", groups=None, perturbations=("node", "synapse"), conventions="ours") -> pd.DataFrame:
+    """r² of the paper's fits per perturbation.
+
+    Args:
+        df: a results table (`tidy`) in the paper's layer names, or with `groups` in its own.
+        metric: "top1" or "top5".
+        groups: label -> layers pooled; default conv_1 alone and the rest of the network
+            as `conventions` pools it (conv_2–conv_5 for ours, all but conv_1 for the authors').
+        perturbations: one fit per perturbation and group.
+        conventions: "ours" (per-level means) or "authors" (every trial + baselines).
+
+    Returns:
+        One row per fit: perturbation, layers, r2, slope, intercept, points.
+    """
+    how = get_conventions(conventions)
+    groups = {"conv_1": ("conv_1",), how.rest_label: how.rest_of_network} if groups is None else groups
     rows = []
     for perturbation in perturbations:
         for label, layers in groups.items():
-            fit = linear_fit(df, layers, perturbation, metric)
+            fit = linear_fit(df, layers, perturbation, metric, how.fit_points)
             rows.append({"perturbation": perturbation, "layers": label, "r2": fit.r2, "slope": fit.slope, "intercept": fit.intercept, "points": fit.points})
     return pd.DataFrame(rows)

@@ -58,6 +58,9 @@ def build_parser(experiment: Experiment):
                        help=f"random draws per layer and level (default {experiment.repeats})")
     sweep.add_argument("--semantics", choices=SEMANTICS, default="paper",
                        help="perturbations as the paper describes them, or as the authors' code did them")
+    sweep.add_argument("--conventions", choices=("ours", "authors"), default="ours",
+                       help="error bars and the report's statistics as this project computes them (sample SD, "
+                       "ddof 1) or as the authors' scripts did (ddof 0); docs/method.md")
     sweep.add_argument("--shard", help="run share i of n (0-based) of the trials, e.g. 3/8, into a table of its own")
     out = parser.add_argument_group("outputs and resources")
     out.add_argument("--out", type=output_folder, default="figures", help="output folder (default figures/)")
@@ -177,6 +180,7 @@ def run_figure(experiment: Experiment, args) -> int:
     from replication import data
     from replication.analysis.figures import plot_figure, save_figure
     from replication.analysis.reports import figure_report
+    from replication.analysis.stats import get_conventions
     from replication.models.groups import weight_groups
     from replication.models.synthetic import synthetic_note
     from replication.run.costs import model_macs, suffix_macs
@@ -234,10 +238,11 @@ def run_figure(experiment: Experiment, args) -> int:
     note = synthetic_note(args.weights)
     if note:
         title += ", synthetic weights: chance by design"
-    pictures = save_figure(plot_figure(finished, experiment, layers, title), figure_stem)
+    ddof = get_conventions(args.conventions).ddof
+    pictures = save_figure(plot_figure(finished, experiment, layers, title, ddof), figure_stem)
     report = Path(f"{figure_stem}-stats.md")
     with atomic_output(report) as tmp:
-        text = figure_report(finished, experiment, layers, results)
+        text = figure_report(finished, experiment, layers, results, conventions=args.conventions)
         tmp.write_text((f"> **Note:** {note}.\n\n" if note else "") + text, encoding="utf-8")
     print(report.read_text(encoding="utf-8"))
     for path in (*pictures, report, results):

@@ -11,12 +11,13 @@ import contextlib
 import numpy as np
 
 from replication.models.groups import group_layers
+from replication.perturb.knockout import chw_rows_in_hwc
 from replication.perturb.registry import check_semantics, get_perturbation
 from replication.perturb.trials import Trial, trial_rng
 
 
 def perturb_arrays(originals: list[list[np.ndarray]], perturbation: str, level: float, rng: np.random.Generator,
-                   semantics="paper") -> list[list[np.ndarray]]:
+                   semantics="paper", **options) -> list[list[np.ndarray]]:
     """Perturbed copies of one layer's weights; `originals` is left untouched.
 
     Args:
@@ -25,6 +26,8 @@ def perturb_arrays(originals: list[list[np.ndarray]], perturbation: str, level: 
         level: its level, checked against the perturbation's range.
         rng: the trial's generator; the only source of randomness.
         semantics: one of `registry.SEMANTICS`.
+        options: keyword arguments only some perturbations take (node knockout's
+            `row_order` under "authors_code").
 
     Returns:
         Lists of the same shapes and dtypes, ready for `layer.set_weights`.
@@ -35,7 +38,7 @@ def perturb_arrays(originals: list[list[np.ndarray]], perturbation: str, level: 
     for arrays in originals:
         if len(arrays) not in (1, 2) or (len(arrays) == 2 and arrays[1].shape != arrays[0].shape[-1:]):
             raise ValueError(f"expected [kernel] or [kernel, bias(units)], got shapes {[a.shape for a in arrays]}")
-    return spec.apply(originals, level, rng, semantics)
+    return spec.apply(originals, level, rng, semantics, **options)
 
 
 @contextlib.contextmanager
@@ -57,7 +60,11 @@ def perturbed(model, group, trial: Trial, seed_scope: str, semantics="paper"):
     layers = group_layers(model, group)
     # Explicit copies: the arrays Keras returns may share memory with the variables.
     originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
-    changed = perturb_arrays(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics)
+    options = {}
+    if semantics == "authors_code" and trial.perturbation == "node" and group.flatten_hwc is not None:
+        # The authors' extra input rows are numbered in their channel-first flatten.
+        options["row_order"] = chw_rows_in_hwc(group.flatten_hwc)
+    changed = perturb_arrays(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics, **options)
     try:
         for layer in layers:
             layer.set_weights(changed.pop(0))  # pop: AlexNet's dense_1 is 150 MB, hold no spare copy

@@ -11,7 +11,10 @@ paper's description of node knockout:
 - in a split layer it draws floor(p·u_half) filter indices once and zeroes those same
   indices in every half (so the halves lose the same filters);
 - in a dense layer it also zeroes the input rows with the knocked-out indices
-  (W[idx, :] as well as W[:, idx]) where such a row exists.
+  (W[idx, :] as well as W[:, idx]) where such a row exists. Those indices are row
+  numbers of the authors' model. Where a dense layer reads a flattened spatial tensor
+  (AlexNet's dense_1 reads pool5), their Theano model flattened it (C, H, W) and ours
+  (H, W, C), so the caller passes `row_order` (`chw_rows_in_hwc`) to find the same rows.
 
 Draw order: first everything for the kernels W (the whole group at once, members in
 order), then everything for the biases b; node knockout makes one draw, the units,
@@ -100,16 +103,46 @@ def _knock_out_entries(arrays, level, rng):
     return out
 
 
+def chw_rows_in_hwc(flatten_hwc: tuple[int, int, int]) -> np.ndarray:
+    """Where each row of a (C, H, W)-flattened input lies in the (H, W, C)-flattened one.
+
+    Args:
+        flatten_hwc: the flattened tensor's (H, W, C) (`WeightGroup.flatten_hwc`).
+
+    Returns:
+        order with order[r] = our row of the authors' row r = c·H·W + h·W + w, i.e.
+        (h·W + w)·C + c.
+    """
+    h, w, c = flatten_hwc
+    return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+
+
 @register_perturbation("node", title="Node knockout", level_label="proportion of nodes knocked out", max_level=1.0)
-def node_knockout(originals, level, rng, semantics="paper"):
-    """Zero the incoming weights and bias of floor(level·units) of the group's units."""
+def node_knockout(originals, level, rng, semantics="paper", row_order=None):
+    """Zero the incoming weights and bias of floor(level·units) of the group's units.
+
+    Args:
+        originals, level, rng, semantics: as every perturbation (`perturb.registry`).
+        row_order: only for "authors_code" on a dense layer that reads a flattened
+            spatial tensor: `chw_rows_in_hwc` of it, so that the input rows the authors'
+            code zeroes (row numbers of their channel-first flatten) are found in ours.
+            None: rows are numbered alike in both models (a dense layer after a dense layer).
+
+    Returns:
+        Perturbed copies of `originals`.
+    """
     units = knocked_out_units([arrays[0].shape[-1] for arrays in originals], level, rng, semantics)
     kernels, biases = [], []
     for arrays, idx in zip(originals, units):
         w = arrays[0].copy()
         w[..., idx] = 0
         if semantics == "authors_code" and w.ndim == 2:
-            w[idx[idx < w.shape[0]], :] = 0  # the published code's extra step for dense layers
+            rows = idx[idx < w.shape[0]]  # the published code's extra step for dense layers
+            if row_order is not None:
+                if len(row_order) != w.shape[0]:
+                    raise ValueError(f"row_order has {len(row_order)} rows, the layer {w.shape[0]}")
+                rows = np.asarray(row_order)[rows]
+            w[rows, :] = 0
         kernels.append(w)
         if len(arrays) == 2:
             b = arrays[1].copy()

@@ -25,6 +25,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import keras
 import numpy as np
@@ -86,11 +87,17 @@ def _bridge(sources: list, targets: list):
     return run
 
 
-def _count(scores_of, batches) -> tuple[int, int]:
-    top1 = top5 = 0
+def _count(scores_of, batches) -> tuple[Fraction, Fraction]:
+    """Top-1/top-5 counts over the batches, summed exactly.
+
+    A batch's count is fractional where ties touch a true class (`topk_correct`). Summing
+    those floats as Fractions makes the total independent of how the batches are
+    grouped, so the chunked and unchunked modes report the same float.
+    """
+    top1 = top5 = Fraction(0)
     for values, labels in batches:
         c1, c5 = topk_correct(np.asarray(scores_of(*values)[0]), np.asarray(labels))
-        top1, top5 = top1 + c1, top5 + c5
+        top1, top5 = top1 + Fraction(c1), top5 + Fraction(c5)
     return top1, top5
 
 
@@ -204,7 +211,7 @@ def _staged_loop(stages, images, labels, chunk, batch_size, report):
     n = len(labels)
     starts = list(range(0, n, chunk)) or [0]
     for stage in stages:
-        stage.tallies = [[0, 0, 0.0] for _ in stage.trials]
+        stage.tallies = [[Fraction(0), Fraction(0), 0.0] for _ in stage.trials]
     for i, start in enumerate(starts):
         stop = min(start + chunk, n)
         cache = None
@@ -282,7 +289,8 @@ def run_layers(
     on_result(trial, top1_count, top5_count, seconds) is called once per trial as it
     finishes (with several devices from their threads, one call at a time).
     devices: device names, one trial stream each; default all GPUs when there are several.
-    Returns [(trial, top1_count, top5_count, seconds)] in the order they finished. The
+    Returns [(trial, top1_count, top5_count, seconds)] in the order they finished; counts
+    are floats, fractional where ties touch a true class (`scoring.topk_correct`). The
     model's weights are as they were on return, also after an exception.
     """
     if mode not in MODES:
@@ -303,9 +311,9 @@ def run_layers(
 
     def report(trial, top1, top5, seconds):
         with lock:
-            results.append((trial, int(top1), int(top5), seconds))
+            results.append((trial, float(top1), float(top5), seconds))
             if on_result is not None:
-                on_result(trial, int(top1), int(top5), seconds)
+                on_result(trial, float(top1), float(top5), seconds)
 
     names = _device_names(devices)
     models = [model] + [_replica(model, d) for d in names[1:]]
@@ -345,8 +353,9 @@ def run_layers(
     return results
 
 
-def count_unperturbed(model, images, labels, batch_size: int = 64) -> tuple[int, int]:
+def count_unperturbed(model, images, labels, batch_size: int = 64) -> tuple[float, float]:
     """Top-1/top-5 counts of the unperturbed model on the decoded dataset (array or
     memmap, read batch by batch), scored and batched as every trial is."""
     forward = _compiled(scores_model(model))
-    return _count(forward, _image_batches(images, labels, 0, len(labels), batch_size))
+    top1, top5 = _count(forward, _image_batches(images, labels, 0, len(labels), batch_size))
+    return float(top1), float(top5)

@@ -1,7 +1,8 @@
-"""Scoring: Caffe's top-k rule on the logits, and top-1/top-5 accuracy over a dataset.
+"""Scoring: the top-k rule on the logits, and top-1/top-5 accuracy over a dataset.
 
-The accuracy is Caffe's: its Accuracy layer's top-k rule (see `topk_correct`) applied to
-the logits, the input of the final softmax (where BVLC's train_val.prototxt attaches it,
+The accuracy is Caffe's Accuracy layer's top-k rule, with ties at the true class scored
+by their expected value under random tie-breaking (see `topk_correct`), applied to the
+logits, the input of the final softmax (where BVLC's train_val.prototxt attaches it,
 at fc8). Ranking logits rather than probabilities matters once a network's logits
 are far apart: float32 softmax then rounds the lesser classes to exactly 0, and those
 ties would decide top-5.
@@ -21,23 +22,55 @@ from replication.errors import ReplicationError
 SOFTMAX_LAYER = "prob"  # the project's models name their final softmax this (Caffe's name)
 
 
-def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int = 5) -> tuple[int, int]:
+TIES = ("expected", "caffe")  # how ties with the true class are scored; see topk_correct
+
+
+def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int = 5, ties: str = "expected") -> tuple[float, float]:
     """(top-1 count, top-k count) over a batch: scores (N, classes), labels (N,).
 
-    Caffe's Accuracy layer rule: an image counts for top-k when fewer than k other classes
-    score at least as high as its true class. Ties therefore go against the true class
-    (a tie at the top is a top-1 miss), and the result does not depend on class order.
-    NaN scores rank below every number, so a network that outputs NaN scores nothing
-    (Caffe itself would count such an image as correct).
+    An image's count is its expected top-k hit under random tie-breaking: with b classes
+    scoring strictly above its true class and a tie group of m classes scoring exactly what
+    the true class scores (the true class included, so m >= 1), the true class lands with
+    equal probability on each of the ranks b + 1 … b + m, so it is in the top k with
+    probability clip((k − b) / m, 0, 1). Without a tie at the true class (m = 1) that is
+    1 when b < k and 0 otherwise: Caffe's Accuracy layer rule exactly, so on real-valued
+    logits the two rules agree. With all logits equal (100% node knockout of an output
+    layer) it is chance, k / classes (0.005 top-5 of 1000 classes), the value the paper
+    plots from the authors' argpartition ranking; Caffe's rule, which gives every tie
+    against the true class, would score 0. The rule is deterministic and does not depend
+    on class order. Counts are therefore fractional when ties touch a true class.
+
+    Args:
+        scores: logits, (N, classes). A NaN score ranks below every number; an image whose
+            true class scores NaN counts 0 (Caffe itself would count it correct).
+        labels: true classes, (N,).
+        k: the k of top-k.
+        ties: "expected" (the project's rule, above) or "caffe" (Caffe's: an image counts
+            when fewer than k other classes score at least as high as its true class).
+
+    Returns:
+        (top-1 count, top-k count): floats for "expected", ints for "caffe".
     """
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, not {ties!r}")
     scores = np.asarray(scores)
     labels = np.asarray(labels, dtype=np.int64)
     if scores.ndim != 2 or len(scores) != len(labels):
         raise ValueError(f"scores must be (N, classes) for N={len(labels)} labels, got shape {scores.shape}")
+    rows = np.arange(len(labels))
+    nan_true = np.isnan(scores[rows, labels])
     scores = np.where(np.isnan(scores), -np.inf, scores)
-    true = scores[np.arange(len(labels)), labels]
-    at_least_as_high = (scores >= true[:, None]).sum(axis=1) - 1  # other classes only
-    return int((at_least_as_high < 1).sum()), int((at_least_as_high < k).sum())
+    true = scores[rows, labels][:, None]
+    above = (scores > true).sum(axis=1)
+    group = (scores == true).sum(axis=1)  # the tie group, the true class included
+    if ties == "caffe":
+        others = above + group - 1
+        return int(((others < 1) & ~nan_true).sum()), int(((others < k) & ~nan_true).sum())
+
+    def expected(top):
+        return float(np.where(nan_true, 0.0, np.clip((top - above) / group, 0.0, 1.0)).sum())
+
+    return expected(1), expected(k)
 
 
 def scores_model(model: keras.Model) -> keras.Model:
