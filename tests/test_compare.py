@@ -55,7 +55,8 @@ def results(repeats=5, scale=1.0):
         top5 = scale * (BASELINE * kept + offset)
         return {"model": "alexnet", "weights_sha256": "ab" * 32, "dataset_id": "d", "images": 500, "layer": layer,
                 "perturbation": kind, "level": level, "repeat": repeat, "seed": 0, "top1": top5 / 2, "top5": top5,
-                "seconds": 1.0, "finished_at": "now", "version": "0.1.0", "semantics": "paper"}  # fmt: skip
+                "seconds": 1.0, "finished_at": "now", "version": "0.1.0", "semantics": "paper",
+                "precision": "float32"}  # fmt: skip
 
     rows = [row("-", "none", 0.0, 0, 1.0, 0.0)]
     for layer in KNOTS:

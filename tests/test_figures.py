@@ -9,7 +9,7 @@ from replication.analysis.figures import CHANCE, plot_figure, save_figure
 from replication.run.table import COLUMNS, as_frame
 
 RUN = {"model": "alexnet", "weights_sha256": "ab" * 32, "dataset_id": "d1", "images": "100", "version": "0.1.0",
-       "semantics": "paper", "seed": "", "seconds": "1.0", "finished_at": "2017-03-23T00:00:00+00:00"}
+       "semantics": "paper", "precision": "float32", "seed": "", "seconds": "1.0", "finished_at": "2017-03-23T00:00:00+00:00"}
 
 
 def _table(kind, values):

@@ -17,6 +17,7 @@ def row(layer, kind, level, repeat, top5, top1=None, **extra):
         "model": "alexnet", "weights_sha256": "0" * 64, "dataset_id": "d1", "images": 100, "layer": layer,
         "perturbation": kind, "level": level, "repeat": repeat, "seed": 1, "top1": top5 / 2 if top1 is None else top1,
         "top5": top5, "seconds": 1.0, "finished_at": "2024-01-01T00:00:00", "version": "0.1.0", "semantics": "paper",
+        "precision": "float32",
     }  # fmt: skip
     values.update(extra)
     return values

@@ -175,6 +175,14 @@ def add_model_options(parser, models_help: str, weights_help: str, required: boo
     group.add_argument("--weights", type=Path, required=required, help=weights_help)
 
 
+def add_precision_option(parser) -> None:
+    from replication.run.table import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="what the model computes in: float32 (default; exact float32 on every device, TF32 "
+                        "off), or for fast exploratory runs tf32 (GPUs), bfloat16 or float16")
+
+
 def add_image_options(parser, required: bool = False) -> None:
     """--data, --labels, --limit and Caffe's preprocessing options."""
     group = parser.add_argument_group("images")

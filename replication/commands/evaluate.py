@@ -11,6 +11,7 @@ import sys
 from replication.commands.common import (
     add_image_options,
     add_model_options,
+    add_precision_option,
     fill_image_defaults,
     load_tensorflow,
     new_parser,
@@ -31,6 +32,7 @@ def build_parser():
                       "HDF5 weights from python -m replication.convert", required=True)
     add_image_options(parser, required=True)
     out = parser.add_argument_group("outputs and resources")
+    add_precision_option(out)
     out.add_argument("--batch-size", type=positive_int, default=64)
     out.add_argument("--json", type=output_file, help="also write top1, top5, images, images_per_s to this JSON file")
     out.add_argument("--predictions", type=output_file,
@@ -46,8 +48,10 @@ def main(argv=None) -> int:
     load_tensorflow(args.verbose)
     from replication import data
     from replication.models.synthetic import synthetic_note
+    from replication.run.precision import set_precision
     from replication.run.scoring import evaluate_model
 
+    set_precision(args.precision)
     prep = preprocessing(args)
     data.mean_bgr(prep)  # a missing mean file is reported before the model is built
     dataset = data.find_dataset(args.data, labels=args.labels, limit=args.limit)

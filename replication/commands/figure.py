@@ -12,6 +12,7 @@ from replication.analysis.experiments import EXPERIMENTS, METRICS, Experiment
 from replication.commands.common import (
     add_image_options,
     add_model_options,
+    add_precision_option,
     comma_list,
     entry_point,
     fill_image_defaults,
@@ -43,10 +44,12 @@ def build_parser(experiment: Experiment):
         "writes the figure (PNG and PDF) and a statistics report.",
     )
     add_model_options(
-        parser, f"{', '.join(list_models())}, or a Caffe deploy .prototxt (default: alexnet)",
+        parser, f"{', '.join(list_models())}, or a Caffe deploy .prototxt (default: {experiment.model})",
         "HDF5 weights written by python -m replication.convert (default: caffe_weights/<Model Zoo name>.h5 "
-        "for a registered model, e.g. bvlc_alexnet.h5)",
+        "for a registered model, e.g. bvlc_alexnet.h5; Keras's file for a Keras Applications model, e.g. "
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5)",
     )
+    parser.set_defaults(model=experiment.model)
     add_image_options(parser)
     sweep = parser.add_argument_group("sweep")
     sweep.add_argument("--layers", type=comma_list,
@@ -72,6 +75,7 @@ def build_parser(experiment: Experiment):
                      help="bound on the decoded images (up to half of it; more go to --cache-dir) and "
                      "the cached activations together (default 4)")
     out.add_argument("--cache-dir", type=Path, help="folder for the decoded-image cache when images exceed --memory-gb")
+    add_precision_option(out)
     out.add_argument("--devices", type=comma_list,
                      help="devices for the trial streams, one stream each: e.g. /GPU:0,/GPU:1, or cpu:N for N "
                      "logical CPU devices (default: every GPU when there are several)")
@@ -95,7 +99,21 @@ def missing_inputs(args) -> list[str]:
     spec = get_model_spec(args.model)
     if spec is None and not Path(args.model).is_file():
         missing.append(f"model {args.model}: no such file. Give {', '.join(list_models())} or a Caffe deploy .prototxt.")
-    if args.weights is None and spec is not None and spec.weights_format == "keras1":
+    if spec is not None and spec.weights_format == "keras_applications" and (
+        args.weights is None or not args.weights.is_file()
+    ):
+        from replication.commands.download import ITEMS
+        from replication.models.keras_apps import APPLICATIONS
+
+        app = APPLICATIONS[spec.name]
+        where = "none given" if args.weights is None else f"{args.weights}: not found"
+        fetch = (f"      python -m replication.download {app.name}\n" if app.name in ITEMS else
+                 f"      mkdir -p caffe_weights\n      curl -L -o caffe_weights/{app.weights_file} {app.url}\n")
+        missing.append(
+            f"weights: {where}. Get Keras's {spec.title} weights ({app.url}, md5 {app.md5}):\n{fetch}"
+            f"      ... --weights caffe_weights/{app.weights_file} (the default)"
+        )
+    elif args.weights is None and spec is not None and spec.weights_format == "keras1":
         missing.append(
             f"weights: none given for {args.model}. Get the authors' Keras 1 weights (docs/authors_alexnet.md):\n"
             "      python -m replication.download convnets_keras\n"
@@ -177,6 +195,9 @@ def run_figure(experiment: Experiment, args) -> int:
     from replication.run.devices import configure_devices
 
     devices = configure_devices(args.devices)
+    from replication.run.precision import set_precision
+
+    set_precision(args.precision)
     from replication import data
     from replication.analysis.figures import plot_figure, save_figure
     from replication.analysis.reports import figure_report
@@ -207,7 +228,7 @@ def run_figure(experiment: Experiment, args) -> int:
 
     arrays = decode() if args.skip_bad else None  # then the number of images is known only after decoding
     run = run_info(info.name, args.weights, dataset, prep, args.semantics,
-                   images=len(arrays[1]) if arrays else None)
+                   images=len(arrays[1]) if arrays else None, precision=args.precision)
     stem = output_stem(info.slug, args.semantics)
     results = args.results or default_results(args, experiment.perturbation, info.slug)
     table, trials = results, grid.trials()

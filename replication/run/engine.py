@@ -96,7 +96,7 @@ def _count(scores_of, batches) -> tuple[Fraction, Fraction]:
     """
     top1 = top5 = Fraction(0)
     for values, labels in batches:
-        c1, c5 = topk_correct(np.asarray(scores_of(*values)[0]), np.asarray(labels))
+        c1, c5 = topk_correct(np.asarray(scores_of(*values)[0], dtype=np.float32), np.asarray(labels))
         top1, top5 = top1 + Fraction(c1), top5 + Fraction(c5)
     return top1, top5
 

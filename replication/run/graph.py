@@ -17,6 +17,7 @@ is kept (the first among equals, to recompute least). See docs/method.md.
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from replication.errors import ReplicationError
 from replication.models.groups import WeightGroup
@@ -85,7 +86,8 @@ def bytes_per_image(tensors) -> int | None:
     shapes = [t.shape[1:] for t in tensors]
     if any(d is None for shape in shapes for d in shape):
         return None
-    return sum(int(np.prod(shape)) * np.dtype(t.dtype).itemsize for shape, t in zip(shapes, tensors))
+    # tf.as_dtype knows bfloat16, which NumPy's own dtypes do not
+    return sum(int(np.prod(shape)) * tf.as_dtype(t.dtype).size for shape, t in zip(shapes, tensors))
 
 
 def _smallest_frontier(model: keras.Model, suffix_nodes: set) -> list:

@@ -146,7 +146,7 @@ def evaluate_model(model, ds: data.Dataset, prep: data.Preprocessing, batch_size
     with tqdm(total=len(ds), desc="evaluate", unit="img", file=sys.stderr, disable=not progress) as bar:
         start = time.perf_counter()
         for batch, labels, files in data.batches(ds, prep, batch_size, skip_bad, skipped, with_files=True):
-            scores = score(batch).numpy()
+            scores = np.asarray(score(batch), dtype=np.float32)  # bfloat16 logits under mixed precision
             c1, c5 = topk_correct(scores, labels)
             if predictions is not None:
                 predictions += prediction_rows(files, scores, labels)

@@ -21,7 +21,8 @@ from replication.run.grid import BASELINE, Grid, grid_table
 from replication.run.table import ResultsLog, RunInfo
 
 
-def run_info(model_name: str, weights, dataset, prep, semantics: str = "paper", images: int | None = None) -> RunInfo:
+def run_info(model_name: str, weights, dataset, prep, semantics: str = "paper", images: int | None = None,
+             precision: str = "float32") -> RunInfo:
     """The identity every row of a results table carries.
 
     Args:
@@ -32,6 +33,7 @@ def run_info(model_name: str, weights, dataset, prep, semantics: str = "paper", 
         semantics: one of `perturb.SEMANTICS`.
         images: how many images are scored, when fewer than the dataset holds (bad
             images skipped).
+        precision: what the model computes in (`precision.set_precision`).
     """
     return RunInfo(
         model=model_name,
@@ -40,6 +42,7 @@ def run_info(model_name: str, weights, dataset, prep, semantics: str = "paper", 
         images=len(dataset.files) if images is None else images,
         version=__version__,
         semantics=semantics,
+        precision=precision,
     )
 
 

@@ -26,8 +26,11 @@ from replication.perturb.trials import Trial, canonical_level
 
 COLUMNS = (
     "model", "weights_sha256", "dataset_id", "images", "layer", "perturbation", "level",
-    "repeat", "seed", "top1", "top5", "seconds", "finished_at", "version", "semantics",
+    "repeat", "seed", "top1", "top5", "seconds", "finished_at", "version", "semantics", "precision",
 )
+
+# The arithmetic a run computes in (run.precision): part of a table's identity.
+PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
 
 # The unperturbed network is one row shared by every layer and perturbation.
 BASELINE_LAYER = "-"
@@ -44,6 +47,7 @@ class RunInfo:
     images: int
     version: str
     semantics: str
+    precision: str = "float32"  # one of PRECISIONS
 
 
 def row_key(row: dict) -> tuple[str, str, str, int]:
