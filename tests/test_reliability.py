@@ -199,3 +199,16 @@ def test_a_results_table_with_no_rows_is_named(tmp_path, capsys):
     ResultsLog(empty, RUN).close()  # a header and no rows
     assert run_cli(compare.main, ["--results", str(empty)]) == 2
     assert f"error: {empty}: holds no finished trials" in capsys.readouterr().err
+
+
+def test_convert_on_a_full_disk_refuses_before_writing(tmp_path, capsys):
+    from replication.commands import convert
+    from replication.models.synthetic import write_synthetic_alexnet
+
+    caffemodel = tmp_path / "synthetic.caffemodel"
+    write_synthetic_alexnet(caffemodel)  # 233 MB of blobs
+    with tmpfs(tmp_path / "full", "size=8m") as full:
+        assert run_cli(convert.main, [str(caffemodel), "-o", str(full / "alexnet.h5"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {full / 'alexnet.h5'}: needs" in err and "MB are free there" in err
+        assert not list(full.iterdir())

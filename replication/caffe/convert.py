@@ -4,6 +4,7 @@ With a deploy prototxt the weights are checked against the network that will use
 so a wrong pairing fails here, naming the layer, rather than later as a shape error.
 """
 
+import shutil
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -73,6 +74,7 @@ def convert_caffemodel(caffemodel, out_h5, prototxt=None, progress: bool = True)
         "source_sha1": conversion.sha1,
         "converter_version": replication.__version__,
     }
+    _check_free_space(out_h5, weighted)
     with atomic_output(out_h5) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(attrs)
         bar = tqdm(weighted, desc="converting", unit="layer", file=sys.stderr, disable=not progress)
@@ -80,6 +82,18 @@ def convert_caffemodel(caffemodel, out_h5, prototxt=None, progress: bool = True)
             bar.set_postfix_str(layer.name)
             write_blobs(f, index, layer)
     return conversion
+
+
+def _check_free_space(out_h5: Path, weighted: list[Layer]) -> None:
+    """Refuse before writing when the blobs cannot fit: the HDF5 library does not always
+    fail cleanly on a full disk (it can crash the process)."""
+    need = sum(int(np.asarray(blob).size) * 4 for layer in weighted for blob in layer.blobs) + (1 << 20)
+    folder = out_h5.parent if str(out_h5.parent) else Path(".")
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise ReplicationError(out_h5, f"needs {need / 2**20:.0f} MB but only {free / 2**20:.0f} MB are free there")
 
 
 def _check_layer_names(weighted: list[Layer], caffemodel: Path) -> None:
