@@ -55,21 +55,29 @@ def build_alexnet(flavour: str = "alexnet", image_size: int = IMAGE_SIZE) -> ker
     prob = keras.layers.Softmax(name="prob")(logits)  # prob
     model = keras.Model(image, prob, name=flavour)
 
-    set_weight_groups(
-        model,
-        [
-            WeightGroup("conv_1", grouped_member_names("conv_1", 1), "conv1"),
-            WeightGroup("conv_2", grouped_member_names("conv_2", 2), "conv2"),
-            WeightGroup("conv_3", grouped_member_names("conv_3", 1), "conv3"),
-            WeightGroup("conv_4", grouped_member_names("conv_4", 2), "conv4"),
-            WeightGroup("conv_5", grouped_member_names("conv_5", 2), "conv5"),
-            # Caffe flattens pool5 channel-major, Keras channel-last.
-            WeightGroup("dense_1", ("dense_1",), "fc6", flatten_hwc=pool5_hwc),
-            WeightGroup("dense_2", ("dense_2",), "fc7"),
-            WeightGroup("dense_3", ("dense_3",), "fc8"),
-        ],
-    )
+    set_weight_groups(model, paper_weight_groups(CAFFE_LAYERS, pool5_hwc))
     return model
+
+
+# The paper's layers and the Caffe layers whose blobs fill them.
+CAFFE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+
+
+def paper_weight_groups(sources, pool5_hwc) -> list[WeightGroup]:
+    """The paper's eight layers, conv_1 … dense_3, with conv_2, conv_4 and conv_5 split in
+    two (the two towers), each filled from the weight-file layer named in `sources`.
+
+    Args:
+        sources: the eight layer names of the weight file, in the paper's order.
+        pool5_hwc: pool5's (H, W, C): the weight file flattened it channel-major for dense_1,
+            Keras flattens channel-last, so the loader reorders dense_1's rows.
+    """
+    halves = {"conv_1": 1, "conv_2": 2, "conv_3": 1, "conv_4": 2, "conv_5": 2}
+    groups = [WeightGroup(name, grouped_member_names(name, count), source)
+              for (name, count), source in zip(halves.items(), sources)]
+    groups.append(WeightGroup("dense_1", ("dense_1",), sources[5], flatten_hwc=pool5_hwc))
+    groups += [WeightGroup(name, (name,), source) for name, source in zip(("dense_2", "dense_3"), sources[6:])]
+    return groups
 
 
 def _image_size(flavour: str, input_shape) -> int:

@@ -25,9 +25,10 @@ import keras
 import numpy as np
 
 from replication.errors import ReplicationError
-from replication.models.groups import WeightGroup, set_weight_groups
+from replication.models.alexnet import paper_weight_groups
+from replication.models.groups import set_weight_groups
 from replication.models.keras1 import LayerWeights, write_keras1_weights
-from replication.models.layers import LRN, grouped_conv2d, grouped_member_names
+from replication.models.layers import LRN, grouped_conv2d
 from replication.models.registry import register_model
 
 IMAGE_SIZE = 227
@@ -93,21 +94,9 @@ def build_convnets_keras(image_size: int = IMAGE_SIZE) -> keras.Model:
     prob = keras.layers.Softmax(name="prob")(logits)
     model = keras.Model(image, prob, name="convnets_keras")
 
-    # The third field (a WeightGroup's source layer) names the Keras 1 layer or pair.
-    set_weight_groups(
-        model,
-        [
-            WeightGroup("conv_1", grouped_member_names("conv_1", 1), "conv_1"),
-            WeightGroup("conv_2", grouped_member_names("conv_2", 2), "conv_2"),
-            WeightGroup("conv_3", grouped_member_names("conv_3", 1), "conv_3"),
-            WeightGroup("conv_4", grouped_member_names("conv_4", 2), "conv_4"),
-            WeightGroup("conv_5", grouped_member_names("conv_5", 2), "conv_5"),
-            # Theano flattened pool5 channels-first, Keras 3 channels-last.
-            WeightGroup("dense_1", ("dense_1",), "dense_1", flatten_hwc=pool5_hwc),
-            WeightGroup("dense_2", ("dense_2",), "dense_2"),
-            WeightGroup("dense_3", ("dense_3",), "dense_3"),
-        ],
-    )
+    # A group's source names the Keras 1 layer (or pair of layers) of the paper's name.
+    sources = ("conv_1", "conv_2", "conv_3", "conv_4", "conv_5", "dense_1", "dense_2", "dense_3")
+    set_weight_groups(model, paper_weight_groups(sources, pool5_hwc))
     return model
 
 
