@@ -104,6 +104,11 @@ EXPECTED = {
     "gaussian_lower_conv_worse": "yes",
     "conv1_synapse_beyond70_near_chance": "no",  # 0.163 at 0.8
     "synapse_steps_significant": "yes",
+    # Figure 5's caption is about VGG-16's layers: n.a. for AlexNet's
+    "vgg16_gaussian1_after_block3_conv1": "n.a.",
+    "vgg16_gaussian2_after_block3_conv1": "n.a.",
+    "vgg16_gaussian1_block1_conv2": "n.a.",
+    "vgg16_gaussian2_block1_conv2": "n.a.",
 }
 
 

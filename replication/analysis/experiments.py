@@ -3,7 +3,9 @@
 A figure command is this table's row plus the shared machinery (`commands.figure`):
 adding a figure of a registered perturbation is one row here and a three-line module
 `replication/figureN.py`. Figures 3 and 4 share one results table (same perturbation,
-same grid) and differ only in the metric they plot.
+same grid) and differ only in the metric they plot. Figure 5 is Figure 3's experiment
+on the network the paper ran it on, VGG-16 (Keras Applications' VGG16), every layer in
+network order.
 """
 
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ class Experiment:
     metric: str  # "top5" or "top1"
     levels: tuple[float, ...]  # the default grid (level 0: the unperturbed network)
     repeats: int = 5  # random draws per layer and level
+    model: str = "alexnet"  # the network the paper ran it on: the command's default --model
 
     @property
     def name(self) -> str:
@@ -41,4 +44,5 @@ EXPERIMENTS = {
     2: Experiment(2, "node", "top5", steps(1.0, 0.1)),
     3: Experiment(3, "gaussian", "top5", steps(2.0, 0.25)),
     4: Experiment(4, "gaussian", "top1", steps(2.0, 0.25)),
+    5: Experiment(5, "gaussian", "top5", steps(2.0, 0.25), model="vgg16"),
 }

@@ -117,9 +117,12 @@ def entry_point(module_name: str, main):
 
 def new_parser(prog: str, description: str, tensorflow: bool = True) -> argparse.ArgumentParser:
     """An argument parser that takes no abbreviations (`--result` is not `--results`), with
-    --verbose for the commands that run TensorFlow."""
+    --verbose for the commands that run TensorFlow. Those load it now, quietly unless
+    --verbose is on the command line: their options list the registered models, whose
+    modules import Keras."""
     parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     if tensorflow:
+        load_tensorflow(verbose="--verbose" in sys.argv[1:])
         parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
     return parser
 
@@ -197,14 +200,17 @@ def add_image_options(parser, required: bool = False) -> None:
                        help="resize images to this square size first (default 256)")
     group.add_argument("--crop", type=positive_int,
                        help="then take the central crop of this size (default 227)")
-    group.add_argument("--mean", choices=("image", "pixel", "rgb_pixel"),
+    from replication.data.preprocessing import MEANS, RESIZE_FILTERS
+
+    group.add_argument("--mean", choices=MEANS,
                        help="subtract the ImageNet mean image (--mean-file) or the mean pixel BGR 104/117/123 "
-                       "from BGR images (Caffe's), or the mean pixel RGB 123.68/116.779/103.939 from RGB images "
-                       "(convnets-keras's) (default: the model's own; image, rgb_pixel for convnets_keras)")
-    group.add_argument("--resize-filter", choices=("bilinear", "pil_bilinear"),
-                       help="TensorFlow's bilinear resize, like Caffe's OpenCV, or PIL's bilinear filter on uint8 "
-                       "(scipy.misc.imresize, convnets-keras's) (default: the model's own; bilinear, "
-                       "pil_bilinear for convnets_keras)")
+                       "from BGR images (Caffe's); rgb_pixel: the mean pixel RGB 123.68/116.779/103.939 from RGB "
+                       "images (convnets-keras's); keras_caffe / keras_tf: Keras Applications' preprocess_input "
+                       "modes (default: the model's own, docs/data.md)")
+    group.add_argument("--resize-filter", choices=RESIZE_FILTERS,
+                       help="TensorFlow's bilinear resize, like Caffe's OpenCV; PIL's bilinear filter on uint8 "
+                       "(scipy.misc.imresize, convnets-keras's); or PIL's nearest (Keras' load_img, the VGG "
+                       "recipe) (default: the model's own)")
     group.add_argument("--mean-file", type=Path,
                        help=f"ilsvrc_2012_mean.npy (3x256x256 BGR) for --mean image (default {DEFAULT_MEAN_FILE})")
     group.add_argument("--skip-bad", action="store_true", help="leave out unreadable images and list them at the end")

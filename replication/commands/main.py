@@ -14,11 +14,12 @@ from replication import __version__
 from replication.commands.common import run_cli
 
 COMMANDS = {
-    "reproduce": ("replication.commands.reproduce", "Table 1, Figures 1-4 and the claims table in one run"),
+    "reproduce": ("replication.commands.reproduce", "Table 1, Figures 1-5 and the claims table in one run"),
     "figure1": ("replication.figure1", "Figure 1: synapse knockout, top-5"),
     "figure2": ("replication.figure2", "Figure 2: node knockout, top-5"),
     "figure3": ("replication.figure3", "Figure 3: Gaussian weight noise, top-5"),
     "figure4": ("replication.figure4", "Figure 4: Gaussian weight noise, top-1 (Figure 3's trials)"),
+    "figure5": ("replication.figure5", "Figure 5: VGG-16 under Gaussian weight noise, top-5"),
     "convert": ("replication.commands.convert", ".caffemodel -> HDF5 weight file"),
     "evaluate": ("replication.commands.evaluate", "top-1 / top-5 of a model on the validation images"),
     "table1": ("replication.commands.table1", "the paper's Table 1 for a weight file"),

@@ -31,7 +31,8 @@ class ModelSpec:
     build: Callable  # (input_shape=None) -> keras.Model without weights
     title: str
     zoo_file: str | None  # the Caffe Model Zoo file it was trained as, without ".caffemodel"
-    weights_format: str = "caffe"  # what --weights takes: "caffe" (convert's HDF5) or "keras1"
+    # what --weights takes: "caffe" (convert's HDF5), "keras1" or "keras_applications"
+    weights_format: str = "caffe"
     preprocessing: dict | None = None  # Preprocessing fields its weights were trained with
 
 
@@ -44,8 +45,10 @@ class ModelInfo:
     slug: str
 
 
-_MODELS = Registry("model", ("replication.models.alexnet", "replication.models.convnets_keras"))
-WEIGHTS_FORMATS = ("caffe", "keras1")
+_MODELS = Registry(
+    "model", ("replication.models.alexnet", "replication.models.convnets_keras", "replication.models.keras_apps")
+)
+WEIGHTS_FORMATS = ("caffe", "keras1", "keras_applications")
 
 
 def register_model(
@@ -61,10 +64,12 @@ def register_model(
     Args:
         name: what --model takes and results tables record.
         title: the model's name for people (figure titles, reports).
-        zoo_file: the Caffe Model Zoo weight file it loads, without ".caffemodel"; the
-            default weights are caffe_weights/<zoo_file>.h5.
+        zoo_file: the Caffe Model Zoo weight file it loads, without ".caffemodel" (for
+            "keras_applications", Keras's weight file without ".h5"); the default weights
+            are caffe_weights/<zoo_file>.h5.
         weights_format: "caffe" for the HDF5 file python -m replication.convert writes,
-            "keras1" for a Keras 1 save_weights file (models.keras1), loaded as it is.
+            "keras1" for a Keras 1 save_weights file (models.keras1), "keras_applications"
+            for a Keras Applications weight file (models.keras_apps), both loaded as they are.
         preprocessing: the data.Preprocessing fields (resize, crop, mean, resize_filter)
             the commands use for this model unless told otherwise; None for Caffe's.
 
@@ -114,6 +119,8 @@ def create_model(model, weights=None, *, input_shape=None):
         weights: an HDF5 file written by `replication.caffe.convert` (python -m
             replication.convert); for a model registered with weights_format="keras1"
             (convnets_keras) a Keras 1 weight file such as heuritech's alexnet_weights.h5;
+            for one registered with "keras_applications" (vgg16, vgg19, resnet50,
+            inception_v3) Keras's weight file such as vgg16_weights_tf_dim_ordering_tf_kernels.h5;
             or None for an unloaded model.
         input_shape: (height, width, channels) instead of the model's own input size.
 
@@ -139,8 +146,12 @@ def create_model(model, weights=None, *, input_shape=None):
 
     if spec is not None and spec.weights_format == "keras1":
         return keras1.load_keras1_weights(built, weights)
+    if spec is not None and spec.weights_format == "keras_applications":
+        from replication.models.keras_apps import load_keras_weights
+
+        return load_keras_weights(built, weights, spec.name)
     if keras1.keras_layout(weights) is not None:
-        takers = [m for m in list_models() if get_model_spec(m).weights_format == "keras1"]
+        takers = [m for m in list_models() if get_model_spec(m).weights_format in ("keras1", "keras_applications")]
         raise ReplicationError(
             weights, f"a Keras weight file (model.save_weights), which --model {' or '.join(takers)} takes, not {model}"
         )
