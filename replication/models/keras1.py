@@ -47,6 +47,29 @@ def _names(attribute) -> list[str]:
     return [item.decode("utf8") if isinstance(item, bytes) else str(item) for item in np.atleast_1d(attribute)]
 
 
+def listed_weights(path, root: h5py.Group) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
+    """Keras' save_weights layout, which Keras 1 and Keras Applications' files share: every
+    layer listed in `root`'s layer_names, with the datasets its weight_names list, in order.
+
+    Returns:
+        (layer name, [(weight name, array)]) for each listed layer with weights; a listed
+        layer or dataset that is absent is a ReplicationError naming `path`.
+    """
+    layers = []
+    for name in _names(root.attrs["layer_names"]):
+        group = root.get(name)
+        if not isinstance(group, h5py.Group) or "weight_names" not in group.attrs:
+            raise ReplicationError(path, f"layer {name!r} is listed in layer_names but has no group with weight_names")
+        weights = []
+        for weight in _names(group.attrs["weight_names"]):
+            if not isinstance(group.get(weight), h5py.Dataset):
+                raise ReplicationError(path, f"layer {name!r} lists weight {weight!r}, which is not in the file")
+            weights.append((weight, np.asarray(group[weight])))
+        if weights:
+            layers.append((name, weights))
+    return layers
+
+
 def _weights_root(f: h5py.File):
     """The group that holds `layer_names`: the root, or a full-model file's model_weights."""
     if "layer_names" not in f.attrs and isinstance(f.get("model_weights"), h5py.Group):
@@ -127,19 +150,8 @@ def read_keras1_weights(path) -> dict[str, LayerWeights]:
         with h5py.File(path, "r") as f:
             root = _weights_root(f)
             _check_origin(path, f, root)
-            layers = {}
-            for name in _names(root.attrs["layer_names"]):
-                group = root.get(name)
-                if not isinstance(group, h5py.Group) or "weight_names" not in group.attrs:
-                    raise ReplicationError(path, f"layer {name!r} is listed in layer_names but has no group with weight_names")
-                weights = []
-                for weight in _names(group.attrs["weight_names"]):
-                    if not isinstance(group.get(weight), h5py.Dataset):
-                        raise ReplicationError(path, f"layer {name!r} lists weight {weight!r}, which is not in the file")
-                    weights.append((weight, np.asarray(group[weight], dtype=np.float32)))
-                if weights:
-                    layers[name] = weights
-            return layers
+            return {name: [(weight, array.astype(np.float32, copy=False)) for weight, array in weights]
+                    for name, weights in listed_weights(path, root)}
     except ReplicationError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:

@@ -41,6 +41,7 @@ import numpy as np
 from replication.errors import ReplicationError
 from replication.files import file_digest
 from replication.models.groups import WeightGroup, set_weight_groups
+from replication.models.keras1 import listed_weights
 from replication.models.registry import register_model
 from replication.models.synthetic import SYNTHETIC_MARK, is_synthetic
 
@@ -174,11 +175,6 @@ for _app in APPLICATIONS.values():
 # --- the weight files --------------------------------------------------------------------
 
 
-def _names(attribute) -> list[str]:
-    """A list-of-strings HDF5 attribute as str (h5py gives bytes or str, in an array or a list)."""
-    return [item.decode("utf8") if isinstance(item, bytes) else str(item) for item in np.atleast_1d(attribute)]
-
-
 def read_keras_weights(path) -> list[tuple[str, list[np.ndarray]]]:
     """The layers with weights of a Keras Applications (legacy Keras HDF5) weight file.
 
@@ -212,19 +208,7 @@ def read_keras_weights(path) -> list[tuple[str, list[np.ndarray]]]:
                         path, f"a converted Caffe weight file (for --model alexnet or a .prototxt), not {_WANTED}"
                     )
                 raise ReplicationError(path, f"HDF5 file without a layer_names attribute; expected {_WANTED}")
-            layers = []
-            for name in _names(root.attrs["layer_names"]):
-                group = root.get(name)
-                if not isinstance(group, h5py.Group) or "weight_names" not in group.attrs:
-                    raise ReplicationError(path, f"layer {name!r} is listed in layer_names but has no group with weight_names")
-                arrays = []
-                for weight in _names(group.attrs["weight_names"]):
-                    if not isinstance(group.get(weight), h5py.Dataset):
-                        raise ReplicationError(path, f"layer {name!r} lists weight {weight!r}, which is not in the file")
-                    arrays.append(np.asarray(group[weight]))
-                if arrays:
-                    layers.append((name, arrays))
-            return layers
+            return [(name, [array for _, array in weights]) for name, weights in listed_weights(path, root)]
     except ReplicationError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:
