@@ -3,6 +3,7 @@
 
 stats        mean ± std over repeats, rank-sum tests, linear fits
 claims       the claim registry: every quantitative claim of the paper, checked
+claims_vgg   the claims of Figure 5's caption, about VGG-16
 experiments  the paper's figures as data: perturbation, metric, levels, repeats
 figures      drawing a figure from a results table
 reports      the claims table as text/Markdown, the report beside each figure

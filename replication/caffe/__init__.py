@@ -1,8 +1,12 @@
 """Caffe networks and weights, read and written without Caffe installed.
 
-read_caffemodel / write_caffemodel: the binary weight files (binary.py);
-read_prototxt: the text network descriptions (text.py);
-read_net: either, told apart by content.
+binary   .caffemodel files, both generations: read_caffemodel / write_caffemodel; read_net
+text     .prototxt network descriptions: read_prototxt
+params   typed layer parameters with Caffe's defaults
+schema   the part of caffe.proto a weight file needs
+net      the in-memory form of a Caffe network
+convert  .caffemodel -> the project's HDF5 weight file, checked against a prototxt
+hdf5     that HDF5 file, read without Caffe
 """
 
 from replication.caffe.binary import read_caffemodel, read_net, write_caffemodel

@@ -5,6 +5,8 @@ registry   register_model / create_model / load_model / list_models, and a model
 alexnet    the paper-named AlexNet and CaffeNet (registered as "alexnet", "caffenet")
 convnets_keras  the authors' AlexNet, heuritech/convnets-keras (registered as "convnets_keras")
 keras1     Keras 1 HDF5 weight files, as the authors' alexnet_weights.h5 is
+keras_apps  VGG-16/19, ResNet-50, InceptionV3 from Keras Applications, with their weight files
+vgg16_caffe  names for Caffe's VGG-16 (reference/vgg16_deploy.prototxt) and its synthetic weights
 prototxt   any Caffe deploy .prototxt as a Keras model
 layers     Caffe's LRN, pooling and grouped convolution as Keras layers
 weights    the converted HDF5 weight file into a Keras model (layouts, splits, flatten order)
