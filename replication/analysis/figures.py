@@ -69,8 +69,9 @@ def plot_figure(table: pd.DataFrame, experiment: Experiment, layers, model_title
     ax.set_ylabel(METRICS[spec.metric])
     images = int(table["images"].iloc[0]) if len(table) else 0
     repeats = max((int(line["n"].max()) for line in lines.values()), default=0)
-    ax.set_title(f"{spec.label}. {perturbation.title}, {model_title} "
-                 f"({images} images, {repeats} repeats, error bars ±1 SD, ddof {ddof})", fontsize=9)
+    # Two lines: a long model title (a synthetic network says so) must not run off the page.
+    ax.set_title(f"{spec.label}. {perturbation.title}, {model_title}\n"
+                 f"{images} images, {repeats} repeat{'s' * (repeats != 1)}, error bars ±1 SD (ddof {ddof})", fontsize=9)
     if crowded:
         fig.legend(handles=handles, fontsize=6, ncol=1 + len(handles) // 20, loc="outside right center", frameon=False)
     else:

@@ -1,7 +1,7 @@
 """Keras models of the paper's networks, and what the experiments need to know about them.
 
 groups     WeightGroup: the Keras layers that make up one logical (paper) layer
-registry   register_model / create_model / load_model / list_models, and a model's names
+registry   register_model / create_model / list_models / describe_model: a model and its names
 alexnet    the paper-named AlexNet and CaffeNet (registered as "alexnet", "caffenet")
 convnets_keras  the authors' AlexNet, heuritech/convnets-keras (registered as "convnets_keras")
 keras1     Keras 1 HDF5 weight files, as the authors' alexnet_weights.h5 is

@@ -1,6 +1,6 @@
 """From a model and images to a results table.
 
-scoring  Caffe's top-k rule on the logits; `evaluate` over a dataset
+scoring  the top-k rule on the logits (ties by expected accuracy); `evaluate_model` over a dataset
 graph    where a layer starts to matter in the Keras graph (the one user of Keras internals)
 costs    multiply-adds per image of a model and of each layer's trials
 engine   every trial of a sweep, fast and exact (prefix cache, memory bound, device streams)
