@@ -320,7 +320,7 @@ def test_load_model_refuses_unknown_models(tmp_path):
     from replication.models.registry import create_model
 
     with pytest.raises(ReplicationError, match="unknown model"):
-        create_model("vgg16")
+        create_model("lenet_9000")
     with pytest.raises(ReplicationError, match="not found"):
         create_model(str(tmp_path / "missing.prototxt"))
 
