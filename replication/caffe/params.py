@@ -131,6 +131,13 @@ def relu_negative_slope(layer: Layer) -> float:
     return float(_optional(layer, _block(layer, "relu_param"), "negative_slope", 0.0))
 
 
+def dropout_ratio(layer: Layer) -> float:
+    ratio = float(_optional(layer, _block(layer, "dropout_param"), "dropout_ratio", 0.5))
+    if not 0.0 <= ratio < 1.0:
+        raise _error(layer, f"dropout_ratio must be in [0, 1), not {ratio:g}")
+    return ratio
+
+
 def _block(layer: Layer, name: str) -> dict:
     """The layer's `name { ... }` sub-message; empty (all defaults) when absent."""
     blocks = layer.params.get(name, [])

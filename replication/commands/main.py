@@ -20,6 +20,7 @@ COMMANDS = {
     "figure3": ("replication.figure3", "Figure 3: Gaussian weight noise, top-5"),
     "figure4": ("replication.figure4", "Figure 4: Gaussian weight noise, top-1 (Figure 3's trials)"),
     "figure5": ("replication.figure5", "Figure 5: VGG-16 under Gaussian weight noise, top-5"),
+    "recover": ("replication.recover", "beyond the paper: fine-tune a damaged network, measure its recovery"),
     "convert": ("replication.commands.convert", ".caffemodel -> HDF5 weight file"),
     "evaluate": ("replication.commands.evaluate", "top-1 / top-5 of a model on the validation images"),
     "table1": ("replication.commands.table1", "the paper's Table 1 for a weight file"),

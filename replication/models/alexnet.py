@@ -3,8 +3,10 @@
 Layer by layer the model follows bvlc_alexnet/deploy.prototxt (Caffe names in the
 comments); the paper (and the Keras port it used) calls the layers conv_1 .. conv_5
 and dense_1 .. dense_3, and splits the two-group convolutions into conv_2_1/conv_2_2,
-conv_4_1/conv_4_2 and conv_5_1/conv_5_2. Dropout is left out: it is the identity at
-inference. Input: NHWC float32, BGR, mean already subtracted, 227 x 227.
+conv_4_1/conv_4_2 and conv_5_1/conv_5_2. Caffe's drop6 and drop7 (rate 0.5) are Keras
+Dropout layers dropout_1 and dropout_2: the identity at inference (the sweeps), active when
+the network is trained (python -m replication.recover). Input: NHWC float32, BGR, mean
+already subtracted, 227 x 227.
 
 flavour="caffenet" is BVLC's CaffeNet (caffenet_deploy.prototxt): the same layers
 and weight shapes, but each pooling comes before its LRN instead of after it.
@@ -49,8 +51,10 @@ def build_alexnet(flavour: str = "alexnet", image_size: int = IMAGE_SIZE) -> ker
     x = CaffePooling2D(**_POOL, name="pool_5")(x)  # pool5
     pool5_hwc = tuple(x.shape[1:])
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(4096, activation="relu", name="dense_1")(x)  # fc6 + relu6 (drop6: identity)
-    x = keras.layers.Dense(4096, activation="relu", name="dense_2")(x)  # fc7 + relu7 (drop7: identity)
+    x = keras.layers.Dense(4096, activation="relu", name="dense_1")(x)  # fc6 + relu6
+    x = keras.layers.Dropout(0.5, name="dropout_1")(x)  # drop6
+    x = keras.layers.Dense(4096, activation="relu", name="dense_2")(x)  # fc7 + relu7
+    x = keras.layers.Dropout(0.5, name="dropout_2")(x)  # drop7
     logits = keras.layers.Dense(1000, name="dense_3")(x)  # fc8
     prob = keras.layers.Softmax(name="prob")(logits)  # prob
     model = keras.Model(image, prob, name=flavour)

@@ -18,7 +18,8 @@ paper's Table 1 describes. That network differs from BVLC's:
 - classes are indexed by sorted WordNet id, as everywhere in this project.
 
 The Keras 3 model is channels-last; the loader flips the Theano kernels and reorders
-dense_1's rows (keras1.keras3_arrays). Dropout is left out: it is the identity at inference.
+dense_1's rows (keras1.keras3_arrays). Its two Dropout layers (rate 0.5) are the identity at
+inference and active in training.
 """
 
 import keras
@@ -89,7 +90,9 @@ def build_convnets_keras(image_size: int = IMAGE_SIZE) -> keras.Model:
     pool5_hwc = tuple(x.shape[1:])
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(4096, activation="relu", name="dense_1")(x)
+    x = keras.layers.Dropout(0.5, name="dropout_1")(x)
     x = keras.layers.Dense(4096, activation="relu", name="dense_2")(x)
+    x = keras.layers.Dropout(0.5, name="dropout_2")(x)
     logits = keras.layers.Dense(1000, name="dense_3")(x)
     prob = keras.layers.Softmax(name="prob")(logits)
     model = keras.Model(image, prob, name="convnets_keras")

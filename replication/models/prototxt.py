@@ -229,7 +229,8 @@ def _softmax(layer, bottoms, name):
 
 
 def _dropout(layer, bottoms, name):
-    return _one_bottom(layer, bottoms), None  # the identity at inference
+    # The identity at inference (every sweep); active when the network is trained.
+    return keras.layers.Dropout(params.dropout_ratio(layer), name=name)(_one_bottom(layer, bottoms)), None
 
 
 _LAYER_BUILDERS = {

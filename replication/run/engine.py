@@ -356,6 +356,16 @@ def run_layers(
 def count_unperturbed(model, images, labels, batch_size: int = 64) -> tuple[float, float]:
     """Top-1/top-5 counts of the unperturbed model on the decoded dataset (array or
     memmap, read batch by batch), scored and batched as every trial is."""
+    return counter(model, batch_size)(images, labels)
+
+
+def counter(model, batch_size: int = 64):
+    """A function (images, labels) -> (top-1, top-5 counts) of `model` with the weights it
+    holds when called, traced once: for scoring one model many times (recovery curves)."""
     forward = _compiled(scores_model(model))
-    top1, top5 = _count(forward, _image_batches(images, labels, 0, len(labels), batch_size))
-    return float(top1), float(top5)
+
+    def count(images, labels) -> tuple[float, float]:
+        top1, top5 = _count(forward, _image_batches(images, labels, 0, len(labels), batch_size))
+        return float(top1), float(top5)
+
+    return count

@@ -62,35 +62,48 @@ def read_rows(path) -> list[dict]:
     malformed complete row raises ReplicationError naming the file.
     """
     path = Path(path)
+    return _parse(path, read_bytes_complete(path, "results table"))
+
+
+def read_bytes_complete(path, what: str) -> bytes:
+    """A table's complete lines (an incomplete last line, a kill in mid-write, left out)."""
+    path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise ReplicationError(path, f"cannot read results table: {err.strerror}") from None
+        raise ReplicationError(path, f"cannot read {what}: {err.strerror}") from None
     complete = data[: data.rfind(b"\n") + 1]
     if data and not complete:
-        raise ReplicationError(path, "not a results table: it has no complete header line")
-    return _parse(path, complete)
+        raise ReplicationError(path, f"not a {what}: it has no complete header line")
+    return complete
 
 
 def _parse(path: Path, data: bytes) -> list[dict]:
+    return parse_csv(path, data, COLUMNS, _check_row, "results table")
+
+
+def parse_csv(path: Path, data: bytes, columns: tuple[str, ...], check_row, what: str) -> list[dict]:
+    """The rows of complete CSV lines `data` as dicts of strings, the header checked against
+    `columns` and each row by `check_row(path, line_number, row)`; `what` names the kind of
+    table in errors."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ReplicationError(path, "results table is not UTF-8 text: not a results CSV, or damaged") from None
+        raise ReplicationError(path, f"{what} is not UTF-8 text: not a {what} CSV, or damaged") from None
     lines = list(csv.reader(io.StringIO(text)))
     if not lines:
         return []
-    if tuple(lines[0]) != COLUMNS:
+    if tuple(lines[0]) != columns:
         raise ReplicationError(
             path,
-            f"not a results table of this version: header is {','.join(lines[0])!r}, expected {','.join(COLUMNS)!r}",
+            f"not a {what} of this version: header is {','.join(lines[0])!r}, expected {','.join(columns)!r}",
         )
     rows = []
     for number, fields in enumerate(lines[1:], start=2):
-        if len(fields) != len(COLUMNS):
-            raise ReplicationError(path, f"line {number} has {len(fields)} fields, expected {len(COLUMNS)}")
-        row = dict(zip(COLUMNS, fields))
-        _check_row(path, number, row)
+        if len(fields) != len(columns):
+            raise ReplicationError(path, f"line {number} has {len(fields)} fields, expected {len(columns)}")
+        row = dict(zip(columns, fields))
+        check_row(path, number, row)
         rows.append(row)
     return rows
 
@@ -133,48 +146,102 @@ def check_rows(path, rows: list[dict], run: RunInfo) -> None:
         seen.add(key)
 
 
-class ResultsLog:
-    """An open results table that finished trials are appended to, one durable row each.
+class DurableTable:
+    """An open append-only CSV table whose rows are each one durable write (see the module
+    notes): the base of the sweeps' results table and of the recovery table.
 
-    Holds an exclusive lock on the file while open, so two sweeps can never interleave
-    rows in one table (shards of a job array each write their own file).
+    Holds an exclusive lock on the file while open, so two runs can never interleave rows
+    in one table (shards of a job array each write their own file). A subclass says what
+    its table is: `columns`, `what` (its name in messages), `parse(data)` (the rows of
+    complete lines, checked), `check(rows)` (that they belong to this run) and `key(row)`.
     """
 
-    def __init__(self, path, run: RunInfo):
+    columns: tuple[str, ...] = ()
+    what = "table"
+
+    def __init__(self, path):
         self.path = Path(path)
-        self.run = run
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a+b")  # noqa: SIM115 -- kept open for the whole sweep
+        self._file = open(self.path, "a+b")  # noqa: SIM115 -- kept open for the whole run
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.close()
-            raise ReplicationError(self.path, "another sweep is writing this results table right now") from None
+            raise ReplicationError(self.path, f"another run is writing this {self.what} right now") from None
         try:
-            self.rows = self._recover(run)
+            self.rows = self._recover()
         except BaseException:
             self.close()
             raise
-        self.done = {row_key(row) for row in self.rows}
+        self.done = {self.key(row) for row in self.rows}
 
-    def _recover(self, run: RunInfo) -> list[dict]:
+    def parse(self, data: bytes) -> list[dict]:
+        raise NotImplementedError
+
+    def check(self, rows: list[dict]) -> None:
+        raise NotImplementedError
+
+    def key(self, row: dict):
+        raise NotImplementedError
+
+    def _recover(self) -> list[dict]:
         """The finished rows, after deciding that the file is a table of this run; only
         then is a torn last line cut off, so a file that is not such a table is left as it was."""
         self._file.seek(0)
         data = self._file.read()
         complete = data.rfind(b"\n") + 1
-        header = _header_line()
-        if complete == 0 and data and not header.startswith(data):
-            raise ReplicationError(self.path, "not a results table (no header line); pass another --results file")
-        rows = _parse(self.path, data[:complete])
-        check_rows(self.path, rows, run)
+        if complete == 0 and data and not _csv_line(self.columns).startswith(data):
+            raise ReplicationError(self.path, f"not a {self.what} (no header line); pass another file")
+        rows = self.parse(data[:complete])
+        self.check(rows)
         if complete < len(data):
             # Only the last append can be incomplete (see the module docstring).
             print(f"warning: {self.path}: dropped an incomplete last line left by an interrupted run", file=sys.stderr)
             self._file.truncate(complete)
         if complete == 0:
-            self._append(COLUMNS)
+            self._append(self.columns)
         return rows
+
+    def _write_row(self, row: dict) -> None:
+        """Append `row` (every column, as strings) durably and remember it."""
+        self._append([row[name] for name in self.columns])
+        self.rows.append(row)
+        self.done.add(self.key(row))
+
+    def _append(self, fields) -> None:
+        self._file.write(_csv_line(fields))  # one write: a kill tears at most this line
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()  # also releases the lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ResultsLog(DurableTable):
+    """An open results table that finished trials are appended to, one durable row each."""
+
+    columns = COLUMNS
+    what = "results table"
+
+    def __init__(self, path, run: RunInfo):
+        self.run = run
+        super().__init__(path)
+
+    def parse(self, data: bytes) -> list[dict]:
+        return _parse(self.path, data)
+
+    def check(self, rows: list[dict]) -> None:
+        check_rows(self.path, rows, self.run)
+
+    def key(self, row: dict):
+        return row_key(row)
 
     def append(self, trial: Trial, seed, top1, top5, seconds) -> dict:
         """Record one finished trial durably; returns the row as written."""
@@ -194,35 +261,14 @@ class ResultsLog:
             "seconds": f"{seconds:.3f}",
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        self._append([row[name] for name in COLUMNS])
-        self.rows.append(row)
-        self.done.add(trial.key)
+        self._write_row(row)
         return row
-
-    def _append(self, fields) -> None:
-        self._file.write(_csv_line(fields))  # one write: a kill tears at most this line
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()  # also releases the lock
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _csv_line(fields) -> bytes:
     line = io.StringIO()
     csv.writer(line, lineterminator="\n").writerow(fields)
     return line.getvalue().encode("utf-8")
-
-
-def _header_line() -> bytes:
-    return _csv_line(COLUMNS)
 
 
 def write_rows(path, rows: list[dict]) -> None:

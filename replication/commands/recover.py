@@ -1,0 +1,248 @@
+"""python -m replication.recover: damage a trained network as a sweep trial does, fine-tune
+it, and measure how fast and how far it comes back (the question of the paper's section 7).
+
+From files to the recovery table, its figure and its statistics report: the damage is the
+sweeps' (same layer, perturbation, level and repeat give the same seeded draw), then each
+damaged network and its control are fine-tuned identically on the training images and
+scored on the held-out images at fixed steps (docs/recovery.md).
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from replication.commands.common import (
+    add_image_options,
+    add_model_options,
+    add_precision_option,
+    comma_list,
+    fill_image_defaults,
+    level_list,
+    load_tensorflow,
+    new_parser,
+    open_model,
+    output_file,
+    output_folder,
+    positive_float,
+    positive_int,
+    preprocessing,
+    print_missing,
+    run_cli,
+)
+from replication.commands.figure import missing_inputs
+from replication.files import atomic_output
+from replication.models.registry import describe_model, get_model_spec, list_models
+from replication.paths import WEIGHTS_DIR
+from replication.perturb.registry import SEMANTICS, perturbation_names
+from replication.recovery.table import LESIONS, TRAIN_LAYERS
+
+
+def _choices(allowed):
+    def parse(text):
+        items = comma_list(text)
+        wrong = [item for item in items if item not in allowed]
+        if wrong:
+            import argparse
+
+            raise argparse.ArgumentTypeError(f"{', '.join(wrong)}: choose from {', '.join(allowed)}")
+        return list(dict.fromkeys(items))
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = positive_float(text)
+    if not value < 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
+
+
+def build_parser():
+    parser = new_parser(
+        "python -m replication.recover",
+        "Recovery after damage: damage one layer as a sweep trial does (same seeded draw), fine-tune the network "
+        "with SGD + momentum, and score the held-out images at fixed steps, against the undamaged network "
+        "fine-tuned identically. Writes the recovery table (resumable), a figure of recovery curves and a "
+        "statistics report.",
+    )
+    add_model_options(parser, f"{', '.join(list_models())}, or a Caffe deploy .prototxt (default alexnet)",
+                      "the model's weights, as for the figure commands")
+    add_image_options(parser)
+    data = parser.add_argument_group("training images (--data holds the held-out images)")
+    where = data.add_mutually_exclusive_group()
+    where.add_argument("--train", type=Path,
+                       help="the training images, in any of the three layouts (ImageNet's train set: one folder "
+                       "per class)")
+    where.add_argument("--split", type=_fraction,
+                       help="instead: hold out this class-stratified, seeded share of --data and train on the rest "
+                       "(a demonstration split, not ImageNet's train set)")
+    data.add_argument("--train-labels", type=Path, help="labels of --train, when not in its folder")
+    data.add_argument("--train-limit", type=positive_int, help="use only the first N training images")
+    damage = parser.add_argument_group("damage (as in the sweeps)")
+    damage.add_argument("--layers", type=comma_list, required=True, help="comma-separated layers to damage, one at a time")
+    damage.add_argument("--perturbation", choices=perturbation_names(), default="node")
+    damage.add_argument("--levels", type=level_list, default=[0.5], help="comma-separated levels (default 0.5)")
+    damage.add_argument("--repeats", type=positive_int, default=3, help="damage draws per layer and level (default 3)")
+    damage.add_argument("--semantics", choices=SEMANTICS, default="paper")
+    train = parser.add_argument_group("fine-tuning")
+    train.add_argument("--lesion", type=_choices(LESIONS), default=["held"],
+                       help="held: the damaged weights stay at their damaged values (zero for knockouts) and the "
+                       "rest of the network must compensate; free: they may regrow; or held,free (default held)")
+    train.add_argument("--train-layers", type=_choices(TRAIN_LAYERS), default=["all"],
+                       help="which layers train: all, damaged (only the damaged one), above (those after it), "
+                       "below (those before it); comma-separated for several (default all)")
+    train.add_argument("--no-control", action="store_true",
+                       help="skip the control (the undamaged network fine-tuned identically)")
+    train.add_argument("--steps", type=positive_int, default=1000, help="SGD steps per run (default 1000)")
+    train.add_argument("--eval-every", type=positive_int, help="score the held-out images every N steps "
+                       "(default steps/10), and at step 0 and the last step")
+    train.add_argument("--batch-size", type=positive_int, default=64, help="training images per step (default 64)")
+    train.add_argument("--learning-rate", type=positive_float, default=0.001, help="default 0.001")
+    train.add_argument("--momentum", type=_non_negative, default=0.9, help="default 0.9")
+    train.add_argument("--weight-decay", type=_non_negative, default=0.0005,
+                       help="Caffe's L2 weight decay on the trained kernels (default 0.0005)")
+    train.add_argument("--no-augment", action="store_true",
+                       help="centre crops only (default: Caffe's training-time random crop and mirror)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the training stream, the dropout masks and --split (default 0)")
+    out = parser.add_argument_group("outputs and resources")
+    out.add_argument("--out", type=output_folder, default="figures", help="output folder (default figures/)")
+    out.add_argument("--results", type=output_file,
+                     help="recovery table; resumed when it exists (default OUT/recovery-MODEL-PERTURBATION.csv)")
+    out.add_argument("--metric", choices=("top5", "top1"), default="top5", help="what the figure and report show")
+    out.add_argument("--at-images", type=positive_int,
+                     help="the report's figures after this many training images (default: the last evaluation)")
+    out.add_argument("--eval-batch-size", type=positive_int, default=64)
+    out.add_argument("--memory-gb", type=positive_float, default=4.0,
+                     help="bound on the decoded held-out images in RAM (beyond it they go to --cache-dir)")
+    out.add_argument("--cache-dir", type=Path, help="folder for the decoded held-out images when they exceed --memory-gb")
+    add_precision_option(out)
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    spec = get_model_spec(args.model)
+    if args.weights is None and spec is not None and spec.zoo_file:
+        args.weights = WEIGHTS_DIR / f"{spec.zoo_file}.h5"
+    if args.train is None and args.split is None:
+        parser.error("give the training images (--train DIR) or a demonstration split of --data (--split F)")
+    if args.precision == "float16":
+        parser.error("--precision float16 needs loss scaling in training, which recover does not do; "
+                     "use float32 or bfloat16")
+    if args.eval_every is None:
+        args.eval_every = max(1, args.steps // 10)
+    fill_image_defaults(args)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    missing = missing_inputs(args)
+    if args.train is not None and not args.train.is_dir():
+        missing.append(f"training images {args.train}: no such folder.")
+    if args.train_labels is not None and not args.train_labels.is_file():
+        missing.append(f"training labels {args.train_labels}: no such file.")
+    if missing:
+        return print_missing("recover", missing)
+    load_tensorflow(args.verbose)
+    from replication.run.precision import set_precision
+
+    set_precision(args.precision)
+    from replication import __version__, data
+    from replication.analysis.figures import save_figure
+    from replication.analysis.recovery import plot_recovery, recovery_report
+    from replication.data.training import stratified_split
+    from replication.files import file_digest
+    from replication.models.groups import weight_groups
+    from replication.models.synthetic import synthetic_note
+    from replication.perturb.registry import get_perturbation
+    from replication.perturb.trials import Trial
+    from replication.recovery.study import run_study
+    from replication.recovery.table import RecoveryLog, RecoveryRun, StudyInfo, control_of, read_recovery
+    from replication.recovery.train import Training, deterministic, trained_groups
+    from replication.run.grid import check_layers
+
+    started = time.perf_counter()
+    deterministic()
+    training = Training(args.steps, args.eval_every, args.batch_size, args.learning_rate, args.momentum,
+                        args.weight_decay, not args.no_augment, args.seed)
+    spec = get_perturbation(args.perturbation)
+    for level in args.levels:
+        try:
+            spec.check_level(level)
+        except ValueError as err:
+            raise SystemExit(f"error: --levels: {err}") from None
+    prep = preprocessing(args)
+    given = data.find_dataset(args.data, labels=args.labels, limit=args.limit)
+    if args.split is not None:
+        train_set, heldout = stratified_split(given, args.split, args.seed)
+    else:
+        train_set = data.find_dataset(args.train, labels=args.train_labels, limit=args.train_limit)
+        heldout = given
+    info = describe_model(args.model)
+    model = open_model(args.model, args.weights, args.crop)
+    groups = weight_groups(model)
+    layers = check_layers(groups, args.layers, info.name)
+    for layer in layers:  # an impossible choice is refused before anything runs
+        for choice in args.train_layers:
+            trained_groups(groups, layer, choice)
+    study = StudyInfo(
+        model=info.name, weights_sha256=file_digest(args.weights, "sha256"),
+        train_id=data.dataset_id(train_set, prep), train_images=len(train_set),
+        heldout_id=data.dataset_id(heldout, prep), heldout_images=len(heldout), batch_size=training.batch_size,
+        learning_rate=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay,
+        augment=training.augment, seed=training.seed, precision=args.precision, semantics=args.semantics,
+        version=__version__,
+    )  # fmt: skip
+    runs = []
+    for layer in layers:
+        for trains in args.train_layers:
+            damaged = [RecoveryRun(Trial(layer, args.perturbation, level, repeat), lesion, trains)
+                       for level in args.levels for repeat in range(args.repeats) for lesion in args.lesion]
+            runs += ([] if args.no_control else [control_of(damaged[0])]) + damaged
+    results = args.results or args.out / f"recovery-{info.slug}-{args.perturbation}.csv"
+    print(f"{len(train_set)} training images, {len(heldout)} held-out images"
+          + (" (a demonstration split of --data, not ImageNet's train set)" if args.split is not None else ""))
+    with RecoveryLog(results, study) as log:
+        pending = [run for run in runs if training.steps not in log.steps_done(run)]
+        print(f"{results}: {len(runs) - len(pending)} of {len(runs)} runs already done, {len(pending)} to run")
+        if pending:
+            images, labels = data.load_arrays(heldout, prep, cache_dir=args.cache_dir, memory_gb=args.memory_gb)
+
+            def held(run, lesion):
+                intact = lesion.digest() == lesion.damaged_digest()
+                print(f"{run.label}: held lesion of {lesion.size} entries {'intact' if intact else 'CHANGED'} "
+                      f"after training (sha256 {lesion.digest()[:16]})")
+
+            run_study(model, runs, train_set, prep, images, labels, log, training,
+                      # the sweeps' seed scope (run.sweep.seed_scope): the same trial, the same damage
+                      seed_scope=f"{info.name}:{study.weights_sha256}", semantics=args.semantics,
+                      eval_batch_size=args.eval_batch_size, progress=not args.no_progress, on_lesion=held)
+
+    table = read_recovery(results)
+    note = synthetic_note(args.weights)
+    title = info.title + (", synthetic weights: chance by design" if note else "")
+    stem = args.out / f"recovery-{info.slug}-{args.perturbation}"
+    pictures = save_figure(plot_recovery(table, args.metric, title), stem)
+    report = Path(f"{stem}-stats.md")
+    text = recovery_report(table, results, args.metric, args.at_images, note)
+    with atomic_output(report) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    print(text)
+    for path in (*pictures, report, results):
+        print(f"wrote {path}")
+    print(f"recover took {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,222 @@
+"""Fine-tuning a damaged network in Keras: SGD with momentum in a plain tf.function step,
+the lesion held or free, some layers trained and the rest frozen, and a checkpoint that
+makes a resumed run equal an uninterrupted one.
+
+What a step does. The model runs in training mode (its Dropout layers active, BatchNorm
+frozen: only the chosen groups' Dense and Conv2D layers train), the loss is the mean
+softmax cross-entropy of the logits plus Caffe's weight decay ½·λ·Σ‖W‖² over the trained
+kernels (not the biases, whose decay_mult is 0 in BVLC's solvers), and Keras's SGD takes one
+step with momentum (v ← μv − η∇, w ← w + v: Caffe's update with the sign moved).
+
+A *held* lesion keeps every entry the perturbation changed at its damaged value (exactly
+zero for the knockouts, the noisy value for Gaussian noise): its gradient is zeroed, so
+its momentum stays zero, and after every step the entry is written back, which makes it
+exact whatever the optimizer does. A *free* lesion trains like any other weight.
+
+Determinism: the data stream is a function of (seed, step) (`data.training`), the Dropout
+layers' generators are seeded from the study seed at step 0 and their states are saved
+with the weights, and TensorFlow's op determinism is switched on (`deterministic`). A
+checkpoint holds every model variable, the optimizer's and the loss and time so far.
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from replication.errors import ReplicationError
+from replication.files import atomic_output
+from replication.models.groups import WeightGroup, group_layers
+from replication.recovery.table import TRAIN_LAYERS
+from replication.run.scoring import scores_model
+
+
+@dataclass(frozen=True)
+class Training:
+    """How every run of a study is fine-tuned and when it is scored."""
+
+    steps: int  # SGD steps per run
+    eval_every: int  # score the held-out images every this many steps (and at 0 and at `steps`)
+    batch_size: int = 64
+    learning_rate: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    augment: bool = True  # Caffe's random crop and mirror (data.training)
+    seed: int = 0  # the data stream's and the Dropout layers' seed
+
+    def __post_init__(self):
+        if self.steps < 1 or self.eval_every < 1 or self.batch_size < 1:
+            raise ReplicationError(None, "steps, eval_every and batch_size must be at least 1")
+        if not (self.learning_rate > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
+            raise ReplicationError(None, "the learning rate must be > 0, momentum in [0, 1) and weight decay >= 0")
+
+    @property
+    def eval_steps(self) -> list[int]:
+        """0, eval_every, 2·eval_every, …, and the last step."""
+        return sorted({*range(0, self.steps, self.eval_every), self.steps})
+
+
+def deterministic() -> None:
+    """Make TensorFlow's ops deterministic for the rest of the process (the same command
+    twice gives the same table). Some ops have no deterministic kernel on GPUs; TensorFlow
+    then raises an error naming the op rather than computing something else."""
+    tf.config.experimental.enable_op_determinism()
+
+
+def trained_groups(groups: dict[str, WeightGroup], damaged: str, train_layers: str) -> list[WeightGroup]:
+    """The groups a run trains: every one, the damaged one, those after it or those before
+    it in network order.
+
+    Args:
+        groups: the model's groups in network order (`groups.weight_groups`).
+        damaged: the damaged group's name.
+        train_layers: one of TRAIN_LAYERS.
+    """
+    if train_layers not in TRAIN_LAYERS:
+        raise ReplicationError(None, f"train layers must be one of {', '.join(TRAIN_LAYERS)}, not {train_layers!r}")
+    names = list(groups)
+    at = names.index(damaged)
+    chosen = {"all": names, "damaged": [damaged], "above": names[at + 1 :], "below": names[:at]}[train_layers]
+    if not chosen:
+        where = "after" if train_layers == "above" else "before"
+        raise ReplicationError(None, f"--train-layers {train_layers}: no layer with weights comes {where} {damaged}")
+    return [groups[name] for name in chosen]
+
+
+def _bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where two float arrays differ bit for bit (so -0.0 and 0.0 differ, and NaN equals NaN)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    width = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    return a.view(width) != b.view(width)
+
+
+@dataclass
+class Lesion:
+    """The entries a perturbation changed in each weight variable of the damaged group:
+    (variable, changed mask, their damaged values), for the variables with any change."""
+
+    entries: list
+
+    @classmethod
+    def between(cls, layers, before: list[list[np.ndarray]], after: list[list[np.ndarray]]) -> "Lesion":
+        """The lesion that turned `before` into `after`, the get_weights() of `layers`."""
+        entries = []
+        for layer, old_arrays, new_arrays in zip(layers, before, after):
+            for variable, old, new in zip(layer.weights, old_arrays, new_arrays):
+                changed = _bits_differ(old, new)
+                if changed.any():
+                    entries.append((variable, changed, np.array(new, copy=True)))
+        return cls(entries)
+
+    def digest(self) -> str:
+        """sha256 of the current values of every lesioned entry, in order: it stays the
+        damaged values' digest exactly while the lesion is held."""
+        h = hashlib.sha256()
+        for variable, changed, _ in self.entries:
+            h.update(np.ascontiguousarray(np.asarray(variable.numpy())[changed]).tobytes())
+        return h.hexdigest()
+
+    def damaged_digest(self) -> str:
+        """sha256 of the damaged values of every lesioned entry, as `digest` reads them."""
+        h = hashlib.sha256()
+        for _, changed, values in self.entries:
+            h.update(np.ascontiguousarray(values[changed]).tobytes())
+        return h.hexdigest()
+
+    @property
+    def size(self) -> int:
+        return int(sum(changed.sum() for _, changed, _ in self.entries))
+
+
+class Trainer:
+    """The fine-tuning of one run: `step` trains on one batch; `state`/`load` checkpoint it.
+
+    Args:
+        model: the Keras model, already damaged; its weights change in place.
+        groups: the groups to train (`trained_groups`); every other layer is frozen.
+        lesion: the entries to hold (`Lesion`), or None for a free lesion or a control.
+        training: the study's settings.
+    """
+
+    def __init__(self, model, groups: list[WeightGroup], lesion: Lesion | None, training: Training):
+        self.model, self.training = model, training
+        train_names = {name for group in groups for name in group.members}
+        for layer in model.layers:
+            if layer.weights:
+                layer.trainable = layer.name in train_names  # BatchNorm frozen: inference mode
+        layers = [layer for group in groups for layer in group_layers(model, group)]
+        self.variables = [v for layer in layers for v in layer.trainable_weights]
+        kernels = [layer.kernel for layer in layers if getattr(layer, "kernel", None) is not None]
+        trained = {id(v) for v in self.variables}
+        held = [(v, changed, values) for v, changed, values in (lesion.entries if lesion else []) if id(v) in trained]
+        keep = {id(v): tf.constant(~changed) for v, changed, _ in held}
+        self._held = [(v, keep[id(v)], tf.constant(values)) for v, _, values in held]
+        self.optimizer = keras.optimizers.SGD(learning_rate=training.learning_rate, momentum=training.momentum)
+        self.optimizer.build(self.variables)
+        logits = scores_model(model)
+        decay = training.weight_decay
+
+        @tf.function
+        def step(images, labels):
+            with tf.GradientTape() as tape:
+                scores = tf.cast(logits(images, training=True), tf.float32)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores))
+                objective = loss
+                if decay:
+                    objective += 0.5 * decay * tf.add_n([tf.reduce_sum(tf.square(k)) for k in kernels])
+            grads = tape.gradient(objective, self.variables)
+            grads = [tf.where(keep[id(v)], g, tf.zeros_like(g)) if id(v) in keep else g
+                     for v, g in zip(self.variables, grads)]
+            self.optimizer.apply_gradients(zip(grads, self.variables))
+            for variable, kept, values in self._held:
+                variable.assign(tf.where(kept, variable.value, values))
+            return loss
+
+        self.step = step
+
+    def seed_dropout(self, seed: int) -> None:
+        """Give every Dropout layer its own generator state derived from `seed` (step 0)."""
+        for i, layer in enumerate(layer for layer in self.model.layers if isinstance(layer, keras.layers.Dropout)):
+            digest = hashlib.sha256(f"{int(seed)}|dropout|{i}".encode()).digest()
+            layer.seed_generator.state.assign(np.array([int.from_bytes(digest[:7], "big"), 0], dtype=np.int64))
+
+    def _all_variables(self) -> list:
+        return list(self.model.variables) + list(self.optimizer.variables)
+
+    def save(self, path: Path, meta: dict) -> None:
+        """Write every model and optimizer variable and `meta` to `path`, atomically and
+        durably: a kill leaves the previous checkpoint or this one, never half of one."""
+        arrays = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(self._all_variables())}
+        arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+        with atomic_output(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def load(self, path: Path) -> dict:
+        """Put back what `save` wrote; returns its meta."""
+        with np.load(path) as stored:
+            variables = self._all_variables()
+            if len(stored.files) != len(variables) + 1:
+                raise ReplicationError(path, "checkpoint does not fit this model and optimizer")
+            for i, v in enumerate(variables):
+                value = stored[f"v{i}"]
+                if tuple(value.shape) != tuple(v.shape):
+                    raise ReplicationError(path, f"checkpoint variable {i} has shape {value.shape}, expected {v.shape}")
+                v.assign(value)
+            return json.loads(bytes(stored["meta"]).decode())
+
+
+def read_checkpoint_meta(path: Path) -> dict | None:
+    """The meta of a checkpoint, or None when it cannot be read (a damaged file)."""
+    try:
+        with np.load(path) as stored:
+            return json.loads(bytes(stored["meta"]).decode())
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
