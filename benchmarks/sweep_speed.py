@@ -20,6 +20,13 @@ Usage:
     python benchmarks/sweep_speed.py                    # the full run (about 40 min on 2 cores)
     python benchmarks/sweep_speed.py --models alexnet --layers conv_2,dense_1 --limit 200
     python benchmarks/sweep_speed.py --check-dense-batching
+    python benchmarks/sweep_speed.py --host-work [--models alexnet] [--gpu-gmacs 15000]
+
+--host-work measures what a trial costs on the host besides the network: drawing its
+perturbation (NumPy), writing the perturbed weights into the model and putting the originals
+back, per layer and perturbation, and its share of a trial at 50,000 images, with the
+network's time taken from the model's multiply-adds at this machine's measured rate and at
+an assumed GPU rate (a projection, labelled so).
 """
 
 import argparse
@@ -240,6 +247,58 @@ def check_dense_batching(args) -> None:
               f"stacked {t2 - t1:.2f} s, identical: {same}")
 
 
+def host_work(args) -> None:
+    """Per layer and perturbation: the host's seconds per trial (draw, set_weights, restore),
+    and their share of a trial at 50,000 images on this CPU and on an assumed GPU rate."""
+    import tensorflow as tf
+
+    from replication.models.groups import group_layers, weight_groups
+    from replication.models.registry import create_model
+    from replication.perturb import Trial
+    from replication.perturb.apply import perturb_arrays
+    from replication.perturb.trials import trial_rng
+    from replication.run.costs import model_macs, suffix_macs
+    from replication.run.scoring import scores_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models.split(","):
+            model_arg, weights = prepare_weights(name, Path(folder))
+            model = create_model(model_arg, weights)
+            groups = weight_groups(model)
+            macs = suffix_macs(model, groups)
+            size = model.input_shape[1]
+            scoring = scores_model(model)
+            forward = tf.function(lambda x, scoring=scoring: scoring(x, training=False))
+            batch = tf.random.normal((args.batch_size, size, size, 3))
+            forward(batch)
+            t0 = time.perf_counter()
+            for _ in range(3):
+                forward(batch).numpy()
+            rate = 3 * args.batch_size * model_macs(model) / (time.perf_counter() - t0)
+            print(f"{name}: whole model {rate / 1e9:.1f} GMAC/s here; GPU rate assumed {args.gpu_gmacs:g} GMAC/s "
+                  "(a projection, not a measurement)")
+            print(f"{'layer':18s} {'perturbation':12s} {'draw s':>8s} {'set s':>8s} {'restore s':>9s} "
+                  f"{'50k net s (CPU)':>15s} {'host share CPU':>14s} {'50k net s (GPU)':>15s} {'host share GPU':>14s}")
+            for group in groups.values():
+                layers = group_layers(model, group)
+                originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
+                for perturbation in ("synapse", "node", "gaussian"):
+                    trial = Trial(group.name, perturbation, 0.5, 0)
+                    t0 = time.perf_counter()
+                    changed = perturb_arrays(originals, perturbation, 0.5, trial_rng("host-work", trial))
+                    t1 = time.perf_counter()
+                    for layer, arrays in zip(layers, changed):
+                        layer.set_weights(arrays)
+                    t2 = time.perf_counter()
+                    for layer, arrays in zip(layers, originals):
+                        layer.set_weights(arrays)
+                    t3 = time.perf_counter()
+                    host = t3 - t0
+                    cpu, gpu = macs[group.name] * 50_000 / rate, macs[group.name] * 50_000 / (args.gpu_gmacs * 1e9)
+                    print(f"{group.name:18s} {perturbation:12s} {t1 - t0:8.3f} {t2 - t1:8.3f} {t3 - t2:9.3f} "
+                          f"{cpu:15.1f} {host / (host + cpu):14.1%} {gpu:15.2f} {host / (host + gpu):14.1%}", flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
@@ -252,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, help="for a memory-mapped image cache when --memory-gb is small")
     parser.add_argument("--check-dense-batching", action="store_true",
                         help="only measure stacked vs separate dense products")
+    parser.add_argument("--host-work", action="store_true",
+                        help="only measure each trial's host work (draw, set_weights, restore) and its share")
+    parser.add_argument("--gpu-gmacs", type=float, default=15000.0,
+                        help="assumed GPU multiply-add rate for --host-work's projection (default 15000 GMAC/s)")
     # Internal: one way in a child process.
     parser.add_argument("--worker", choices=(*WAYS, "rate"), help=argparse.SUPPRESS)
     parser.add_argument("--model-arg", help=argparse.SUPPRESS)
@@ -270,6 +333,9 @@ def main(argv=None) -> int:
         return 0
     if args.check_dense_batching:
         check_dense_batching(args)
+        return 0
+    if args.host_work:
+        host_work(args)
         return 0
     args.ways = [w for w in args.ways.split(",") if w]
     unknown = set(args.ways) - set(WAYS) | set(args.models.split(",")) - set(MODELS)

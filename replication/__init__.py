@@ -12,9 +12,11 @@ table → statistics → figures):
     images, labels = rp.load_arrays(rp.find_dataset(DIR), rp.Preprocessing())
     table = rp.run_sweep(model, rp.Grid(...), images, labels, "results.csv", run)
     rp.claims_table(rp.read_table("results.csv"))
+    rp.run_study(model, [rp.RecoveryRun(trial, "held", "all")], train, prep, images, labels, log,
+                 rp.Training(steps=300, eval_every=30), "seed scope")      # recovery after damage
 
 Names are imported on first use, so `import replication` loads neither TensorFlow nor
-pandas; the subpackages (caffe, models, data, perturb, run, analysis) hold the rest.
+pandas; the subpackages (caffe, models, data, perturb, run, recovery, analysis) hold the rest.
 """
 
 import importlib
@@ -50,12 +52,22 @@ _API = {
     "read_table": "replication.run.table",
     "run_info": "replication.run.sweep",
     "run_sweep": "replication.run.sweep",
+    # recovery after damage
+    "stratified_split": "replication.data.training",
+    "RecoveryRun": "replication.recovery.table",
+    "RecoveryLog": "replication.recovery.table",
+    "StudyInfo": "replication.recovery.table",
+    "read_recovery": "replication.recovery.table",
+    "Training": "replication.recovery.train",
+    "run_study": "replication.recovery.study",
     # analysis
     "EXPERIMENTS": "replication.analysis.experiments",
     "Experiment": "replication.analysis.experiments",
     "claims_table": "replication.analysis.claims",
     "summary": "replication.analysis.stats",
     "plot_figure": "replication.analysis.figures",
+    "recovery_report": "replication.analysis.recovery",
+    "plot_recovery": "replication.analysis.recovery",
 }
 
 __all__ = ["__version__", *_API]

@@ -469,3 +469,12 @@ def test_dataset_id_changes_with_what_decoding_depends_on(val_subset, few, tmp_p
     copy.write_bytes(mean_file.read_bytes())
     by_path = [data.Preprocessing(mean="image", mean_file=f) for f in (mean_file, copy)]
     assert data.dataset_id(few, by_path[0]) == data.dataset_id(few, by_path[1])
+
+
+def test_training_image_that_only_fails_to_decode_is_named(damaged):
+    from replication.data.training import training_stream
+
+    ds, target = damaged("bad huffman table")
+    with pytest.raises(ReplicationError, match="training image cannot be decoded") as err:
+        list(training_stream(ds, PIXEL, batch_size=2, seed=0, start_step=0, stop_step=6))
+    assert err.value.path == target

@@ -30,6 +30,7 @@ from replication.commands.common import (
     run_cli,
 )
 from replication.commands.figure import missing_inputs
+from replication.errors import ReplicationError
 from replication.files import atomic_output
 from replication.models.registry import describe_model, get_model_spec, list_models
 from replication.paths import WEIGHTS_DIR
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
         try:
             spec.check_level(level)
         except ValueError as err:
-            raise SystemExit(f"error: --levels: {err}") from None
+            raise ReplicationError(None, f"--levels: {err}") from None
     prep = preprocessing(args)
     given = data.find_dataset(args.data, labels=args.labels, limit=args.limit)
     if args.split is not None:
@@ -188,6 +189,7 @@ def main(argv=None) -> int:
     else:
         train_set = data.find_dataset(args.train, labels=args.train_labels, limit=args.train_limit)
         heldout = given
+    train_set = data.check_images(train_set)  # once: every bad training image named before any work
     info = describe_model(args.model)
     model = open_model(args.model, args.weights, args.crop)
     groups = weight_groups(model)

@@ -6,6 +6,7 @@ checks         structurally bad images, found before decoding
 preprocessing  Caffe's resize, crop, BGR and mean subtraction: `Preprocessing`
 pipeline       the tf.data pipeline: `tf_dataset`, `batches`
 cache          decode once, in RAM or memory-mapped on disk: `load_arrays`, `dataset_id`
+training       a stratified train/held-out split; the seeded, augmented training stream
 """
 
 from replication.data.cache import clear_cache, dataset_id, load_arrays

@@ -21,7 +21,6 @@ import hashlib
 import numpy as np
 import tensorflow as tf
 
-from replication.data.checks import check_images
 from replication.data.layouts import Dataset
 from replication.data.preprocessing import Preprocessing, _preprocess_fn
 from replication.errors import ReplicationError
@@ -81,11 +80,14 @@ def stream_indices(count: int, batch_size: int, seed: int, start_step: int, stop
 
 
 def training_stream(ds: Dataset, prep: Preprocessing, batch_size: int, seed: int, start_step: int, stop_step: int,
-                    augment: bool = True) -> tf.data.Dataset:
-    """Batches (images NHWC float32, labels int32) of training steps start_step … stop_step − 1.
+                    augment: bool = True):
+    """Iterate the batches (images NHWC float32, labels int32) of training steps
+    start_step … stop_step − 1. An image that passed the structure check and still cannot
+    be decoded is a ReplicationError naming it.
 
     Args:
-        ds: the training images (any layout, `find_dataset`); checked before decoding.
+        ds: the training images (any layout, `find_dataset`), already checked
+            (`check_images`, once per study: ImageNet's train set has 1.28 million files).
         prep: the evaluation preprocessing: its resize, mean and channel order are kept,
             and the crop is taken at random (with `augment`) or at the centre.
         batch_size: images per step.
@@ -93,7 +95,7 @@ def training_stream(ds: Dataset, prep: Preprocessing, batch_size: int, seed: int
         start_step, stop_step: the steps to deliver.
         augment: Caffe's random crop and mirror; without it, the evaluation's centre crop.
     """
-    checked = check_images(ds)
+    checked = ds
     if not len(checked):
         raise ReplicationError(ds.root, "no training images")
     order = stream_indices(len(checked), batch_size, seed, start_step, stop_step).reshape(-1)
@@ -117,4 +119,12 @@ def training_stream(ds: Dataset, prep: Preprocessing, batch_size: int, seed: int
     pipeline = pipeline.map(load, num_parallel_calls=cores(), deterministic=True)
     options = tf.data.Options()
     options.autotune.enabled = False
-    return pipeline.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
+    try:
+        yield from pipeline.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
+    except tf.errors.InvalidArgumentError:
+        for name in dict.fromkeys(files):
+            try:
+                tf.io.decode_jpeg(tf.io.read_file(name), channels=3)
+            except tf.errors.InvalidArgumentError:
+                raise ReplicationError(name, "training image cannot be decoded (corrupt image data)") from None
+        raise
