@@ -1,4 +1,4 @@
-"""What a sweep costs three ways, and how close the fast way is to the unavoidable (issue 5).
+"""What a sweep costs three ways, and how close the fast way is to the unavoidable.
 
 One grid (every weight layer x 3 levels x 2 repeats of synapse knockout) on the 1,300
 shared validation images, for AlexNet with the project's synthetic weights and for
@@ -281,10 +281,11 @@ def host_work(args) -> None:
                   f"{'50k net s (CPU)':>15s} {'host share CPU':>14s} {'50k net s (GPU)':>15s} {'host share GPU':>14s}")
             for group in groups.values():
                 layers = group_layers(model, group)
-                originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
                 for perturbation in ("synapse", "node", "gaussian"):
                     trial = Trial(group.name, perturbation, 0.5, 0)
                     t0 = time.perf_counter()
+                    # perturb.apply.perturbed copies the originals too: part of the draw's column
+                    originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
                     changed = perturb_arrays(originals, perturbation, 0.5, trial_rng("host-work", trial))
                     t1 = time.perf_counter()
                     for layer, arrays in zip(layers, changed):

@@ -13,7 +13,7 @@ table → statistics → figures):
     table = rp.run_sweep(model, rp.Grid(...), images, labels, "results.csv", run)
     rp.claims_table(rp.read_table("results.csv"))
     rp.run_study(model, [rp.RecoveryRun(trial, "held", "all")], train, prep, images, labels, log,
-                 rp.Training(steps=300, eval_every=30), "seed scope")      # recovery after damage
+                 rp.Training(steps=300, eval_every=30), "<model>:<weights sha256>")  # recovery
 
 Names are imported on first use, so `import replication` loads neither TensorFlow nor
 pandas; the subpackages (caffe, models, data, perturb, run, recovery, analysis) hold the rest.

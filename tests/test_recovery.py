@@ -19,12 +19,12 @@ from replication.data.layouts import Dataset
 from replication.data.training import stratified_split, stream_indices
 from replication.errors import ReplicationError
 from replication.models.groups import weight_groups
-from replication.perturb.apply import perturbed
+from replication.perturb.apply import perturbed, touched_entries
 from replication.perturb.trials import Trial
 from replication.recovery.table import COLUMNS, RecoveryLog, RecoveryRun, StudyInfo, control_of, read_recovery
 from replication.recovery.train import Lesion, Trainer, Training, trained_groups
 
-STUDY = StudyInfo("toy", "0" * 64, "t" * 16, 10, "h" * 16, 20, 8, 0.001, 0.9, 0.0005, True, 0, "float32", "paper", "0")
+STUDY = StudyInfo("toy", "0" * 64, "t" * 16, 10, "h" * 16, 20, 2, 8, 0.001, 0.9, 0.0005, True, 0, "float32", "paper", "0")
 
 
 def _dataset(labels) -> Dataset:
@@ -76,12 +76,12 @@ def _toy_model():
 def _train(model, trial, lesion_mode, train_layers="all", steps=30):
     groups = weight_groups(model)
     layer = model.get_layer(trial.layer)
-    before = [np.array(w) for w in layer.get_weights()]
+    touched = touched_entries([layer.get_weights()], groups[trial.layer], trial, "toy:0")
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(steps, 16, 12)).astype(np.float32), rng.integers(0, 5, (steps, 16)).astype(np.int32)
     with perturbed(model, groups[trial.layer], trial, "toy:0"):
         after = [np.array(w) for w in layer.get_weights()]
-        lesion = Lesion.between([layer], [before], [after])
+        lesion = Lesion.of([layer], touched, [after])
         trainer = Trainer(model, trained_groups(groups, trial.layer, train_layers),
                           lesion if lesion_mode == "held" else None, Training(steps, steps, learning_rate=0.05))
         trainer.seed_dropout(0)
@@ -110,11 +110,28 @@ def test_lesion_digest_tells_a_change():
     after = [before[0].copy(), before[1].copy()]
     after[0][0, :3] = 0.0
     layer.set_weights(after)
-    lesion = Lesion.between([layer], [before], [after])
+    touched = [np.zeros(before[0].shape, bool), np.zeros(before[1].shape, bool)]
+    touched[0][0, :3] = True
+    lesion = Lesion.of([layer], [touched], [after])
     assert lesion.size == 3 and lesion.digest() == lesion.damaged_digest()
     after[0][0, 1] = 1e-30
     layer.set_weights(after)
     assert lesion.digest() != lesion.damaged_digest()
+
+
+def test_a_knockout_of_an_entry_already_zero_is_held_too():
+    model = _toy_model()
+    groups = weight_groups(model)
+    layer = model.get_layer("b")
+    weights = layer.get_weights()
+    weights[1][:] = 0.0  # every bias already 0: knocking one out changes no bit
+    layer.set_weights(weights)
+    trial = Trial("b", "synapse", 0.5, 0)
+    touched = touched_entries([layer.get_weights()], groups["b"], trial, "toy:0")
+    assert int(touched[0][1].sum()) == 8  # floor(0.5 · 16) biases chosen, all held although all were 0
+    lesion, _, trained, _ = _train(model, trial, "held")
+    assert lesion.size == 16 * 16 // 2 + 8 and np.all(trained[1][touched[0][1]] == 0)
+    assert np.any(trained[1][~touched[0][1]] != 0)  # the biases not chosen did train
 
 
 def test_only_the_chosen_layers_train():
@@ -253,7 +270,7 @@ def test_recover_on_squeezenet_resumes_exactly(tmp_path, caffe_dir, val_subset, 
     done = subprocess.run(_command(caffe_dir, val_subset, squeezenet_h5, straight), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "fire9/squeeze1x1 node 0.5 #0 held train=all: held lesion of" in done.stdout
-    assert "intact after training" in done.stdout
+    assert "intact after training" in done.stdout  # the command checks the lesion's sha256 and fails otherwise
     table = straight / "recovery-squeezenet-node.csv"
     rows = _content(table)
     assert list(rows["step"]) == ["0", "2", "4"] * 2  # held, then the control ("none"), three evaluations each

@@ -126,5 +126,5 @@ def test_a_trial_written_twice_is_refused(tmp_path):
 
 def test_two_writers_cannot_share_a_table(tmp_path):
     path = tmp_path / "r.csv"
-    with ResultsLog(path, RUN), pytest.raises(ReplicationError, match="another run"):
+    with ResultsLog(path, RUN), pytest.raises(ReplicationError, match="another sweep"):
         ResultsLog(path, RUN)

@@ -9,7 +9,11 @@ network fine-tuned identically) c(s), and the unperturbed network's accuracy B =
                   closed: fine-tuning alone moves accuracy, and the control shows how far;
   control change  c(s) − B;
   images to half  the images seen when recovered(s) first reaches 0.5, linearly
-                  interpolated between evaluations; not reached, when it does not.
+                  interpolated between evaluations up to the images reported; not
+                  reached, when it does not.
+The control is one run (it has no damage to draw), so its columns have no spread; the
+repeats of a damaged configuration share the control's training stream and dropout masks,
+so their SD measures the spread over damage draws alone.
 Each is computed per repeat (one damage draw each) and given as mean ± SD over repeats
 (sample SD, ddof 1). A run whose damage cost less than one image's worth of accuracy
 has no meaningful recovered fraction (NaN).
@@ -81,7 +85,7 @@ def recovery_runs(table: pd.DataFrame, metric: str = "top5", at_images: int | No
             "control_change": float(control.loc[images] - baseline),
             "recovered": float(recovered.loc[images]),
             "vs_control": float((own.loc[images] - start) / gap) if abs(gap) >= one_image else math.nan,
-            "images_to_half": half_point(np.asarray(common, float), np.asarray(recovered, float)),
+            "images_to_half": half_point(np.asarray(reach, float), np.asarray(recovered.loc[reach], float)),
         })  # fmt: skip
     return pd.DataFrame(out, columns=CONFIG + ["repeat", "images", "baseline", "damaged", "after", "control_after",
                                                "control_change", "recovered", "vs_control", "images_to_half"])
@@ -133,7 +137,7 @@ def recovery_report(table: pd.DataFrame, source, metric: str = "top5", at_images
         "identically fine-tuned undamaged network closed; *control change*: how far fine-tuning alone moved the "
         "undamaged network; *to half*: images seen until half the loss was won back (reached by n of the repeats).",
         "",
-        "| layer | perturbation | level | lesion | trains | repeats | images | baseline | damaged | after | "
+        "| layer | perturbation | level | lesion | train layers | repeats | images | baseline | damaged | after | "
         "control after | control change | recovered | vs control | to half (n) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -167,11 +171,11 @@ def plot_recovery(table: pd.DataFrame, metric: str = "top5", title: str = "") ->
         mean, sd = by.mean(), by.std(ddof=1).fillna(0.0)
         layer, perturbation, level, lesion, trains = key
         ax.errorbar(mean.index, mean.to_numpy(), yerr=sd.to_numpy(), markersize=3.5, linewidth=1.2, capsize=2.5,
-                    elinewidth=0.8, label=f"{layer} {perturbation} {level:g}, {lesion}, trains {trains}", **style)
-    for (layer, _, trains), rows in controls.groupby(["layer", "perturbation", "train_layers"], sort=False):
+                    elinewidth=0.8, label=f"{layer} {perturbation} {level:g}, {lesion}, train layers {trains}", **style)
+    for (layer, perturbation, trains), rows in controls.groupby(["layer", "perturbation", "train_layers"], sort=False):
         curve = _curve(rows, metric)
         ax.plot(curve.index, curve.to_numpy(), color="0.25", linestyle="--", linewidth=1.1,
-                label=f"control (undamaged, trains {trains}{'' if len(configs) < 2 else ', ' + layer})")
+                label=f"control: {layer} {perturbation} 0 (undamaged), train layers {trains}")
     if len(controls):
         baseline = float(controls[controls["step"] == 0][metric].iloc[0])
         ax.axhline(baseline, color="0.45", linestyle=(0, (1, 2)), linewidth=1.2,

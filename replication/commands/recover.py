@@ -61,7 +61,18 @@ def _fraction(text: str) -> float:
 
 
 def _non_negative(text: str) -> float:
-    return 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
+    import argparse
+    import math
+
+    try:
+        if not text.strip().isascii():
+            raise ValueError(text)
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, not {text}")
+    return value
 
 
 def build_parser():
@@ -84,7 +95,8 @@ def build_parser():
                        help="instead: hold out this class-stratified, seeded share of --data and train on the rest "
                        "(a demonstration split, not ImageNet's train set)")
     data.add_argument("--train-labels", type=Path, help="labels of --train, when not in its folder")
-    data.add_argument("--train-limit", type=positive_int, help="use only the first N training images")
+    data.add_argument("--train-limit", type=positive_int,
+                      help="train on a seeded random sample of N of the training images (all classes, not the first N files)")
     damage = parser.add_argument_group("damage (as in the sweeps)")
     damage.add_argument("--layers", type=comma_list, required=True, help="comma-separated layers to damage, one at a time")
     damage.add_argument("--perturbation", choices=perturbation_names(), default="node")
@@ -158,6 +170,8 @@ def main(argv=None) -> int:
     from replication.run.precision import set_precision
 
     set_precision(args.precision)
+    import numpy as np
+
     from replication import __version__, data
     from replication.analysis.figures import save_figure
     from replication.analysis.recovery import plot_recovery, recovery_report
@@ -166,14 +180,13 @@ def main(argv=None) -> int:
     from replication.models.groups import weight_groups
     from replication.models.synthetic import synthetic_note
     from replication.perturb.registry import get_perturbation
-    from replication.perturb.trials import Trial
-    from replication.recovery.study import run_study
-    from replication.recovery.table import RecoveryLog, RecoveryRun, StudyInfo, control_of, read_recovery
-    from replication.recovery.train import Training, deterministic, trained_groups
+    from replication.recovery.study import pending_runs, run_study, study_info, study_runs
+    from replication.recovery.table import RecoveryLog, read_recovery
+    from replication.recovery.train import Training, trained_groups
     from replication.run.grid import check_layers
+    from replication.run.sweep import seed_scope_of
 
     started = time.perf_counter()
-    deterministic()
     training = Training(args.steps, args.eval_every, args.batch_size, args.learning_rate, args.momentum,
                         args.weight_decay, not args.no_augment, args.seed)
     spec = get_perturbation(args.perturbation)
@@ -187,48 +200,50 @@ def main(argv=None) -> int:
     if args.split is not None:
         train_set, heldout = stratified_split(given, args.split, args.seed)
     else:
-        train_set = data.find_dataset(args.train, labels=args.train_labels, limit=args.train_limit)
+        train_set = data.find_dataset(args.train, labels=args.train_labels)
+        if args.train_limit is not None and args.train_limit < len(train_set):
+            keep = np.random.default_rng([args.seed, 0x11A1]).choice(len(train_set), args.train_limit, replace=False)
+            train_set = train_set.subset(np.sort(keep))
         heldout = given
     train_set = data.check_images(train_set)  # once: every bad training image named before any work
     info = describe_model(args.model)
     model = open_model(args.model, args.weights, args.crop)
+    classes = model.output_shape[-1]
+    for name, ds in (("training", train_set), ("held-out", heldout)):
+        if len(ds) and int(ds.labels.max()) >= classes:
+            raise ReplicationError(ds.root, f"{name} labels go up to {int(ds.labels.max())}, but the model has "
+                                   f"{classes} classes")
     groups = weight_groups(model)
     layers = check_layers(groups, args.layers, info.name)
     for layer in layers:  # an impossible choice is refused before anything runs
         for choice in args.train_layers:
             trained_groups(groups, layer, choice)
-    study = StudyInfo(
-        model=info.name, weights_sha256=file_digest(args.weights, "sha256"),
-        train_id=data.dataset_id(train_set, prep), train_images=len(train_set),
-        heldout_id=data.dataset_id(heldout, prep), heldout_images=len(heldout), batch_size=training.batch_size,
-        learning_rate=training.learning_rate, momentum=training.momentum, weight_decay=training.weight_decay,
-        augment=training.augment, seed=training.seed, precision=args.precision, semantics=args.semantics,
-        version=__version__,
-    )  # fmt: skip
-    runs = []
-    for layer in layers:
-        for trains in args.train_layers:
-            damaged = [RecoveryRun(Trial(layer, args.perturbation, level, repeat), lesion, trains)
-                       for level in args.levels for repeat in range(args.repeats) for lesion in args.lesion]
-            runs += ([] if args.no_control else [control_of(damaged[0])]) + damaged
+    if "free" in args.lesion and args.perturbation == "node":
+        print("note: a knocked-out node outputs exactly 0 before its ReLU, where the gradient is 0, so a free "
+              "node lesion cannot regrow by training and equals a held one, except in a layer without a ReLU "
+              "after it (an output layer)")
+    weights_sha256 = file_digest(args.weights, "sha256")
+    study = study_info(info.name, weights_sha256, data.dataset_id(train_set, prep), len(train_set),
+                       data.dataset_id(heldout, prep), len(heldout), training, args.precision, args.semantics,
+                       __version__)
+    runs = study_runs(layers, args.perturbation, args.levels, args.repeats, args.lesion, args.train_layers,
+                      control=not args.no_control)
     results = args.results or args.out / f"recovery-{info.slug}-{args.perturbation}.csv"
     print(f"{len(train_set)} training images, {len(heldout)} held-out images"
           + (" (a demonstration split of --data, not ImageNet's train set)" if args.split is not None else ""))
     with RecoveryLog(results, study) as log:
-        pending = [run for run in runs if training.steps not in log.steps_done(run)]
+        pending = pending_runs(log, runs, training)
         print(f"{results}: {len(runs) - len(pending)} of {len(runs)} runs already done, {len(pending)} to run")
         if pending:
             images, labels = data.load_arrays(heldout, prep, cache_dir=args.cache_dir, memory_gb=args.memory_gb)
 
-            def held(run, lesion):
-                intact = lesion.digest() == lesion.damaged_digest()
-                print(f"{run.label}: held lesion of {lesion.size} entries {'intact' if intact else 'CHANGED'} "
-                      f"after training (sha256 {lesion.digest()[:16]})")
+            def report_lesion(run, lesion):
+                print(f"{run.label}: held lesion of {lesion.size} entries intact after training "
+                      f"(sha256 of the entries {lesion.digest()[:16]}, as damaged)")
 
             run_study(model, runs, train_set, prep, images, labels, log, training,
-                      # the sweeps' seed scope (run.sweep.seed_scope): the same trial, the same damage
-                      seed_scope=f"{info.name}:{study.weights_sha256}", semantics=args.semantics,
-                      eval_batch_size=args.eval_batch_size, progress=not args.no_progress, on_lesion=held)
+                      seed_scope_of(info.name, weights_sha256), semantics=args.semantics,
+                      eval_batch_size=args.eval_batch_size, progress=not args.no_progress, on_lesion=report_lesion)
 
     table = read_recovery(results)
     note = synthetic_note(args.weights)

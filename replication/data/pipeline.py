@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from replication.data.checks import check_images, report_skipped
 from replication.data.layouts import Dataset
-from replication.data.preprocessing import Preprocessing, _preprocess_fn
+from replication.data.preprocessing import Preprocessing, preprocess_fn
 from replication.errors import ReplicationError
 from replication.machine import cores
 
@@ -17,7 +17,7 @@ def _pipeline(ds: Dataset, prep: Preprocessing, batch_size: int, drop_errors: bo
     pipeline = tf.data.Dataset.from_tensor_slices(([str(f) for f in ds.files], ds.labels.astype(np.int32), index))
     # Fixed parallelism rather than AUTOTUNE: it decodes as fast here, and an autotuned
     # pipeline can stall for seconds when its exhausted iterator is discarded.
-    pipeline = pipeline.map(_preprocess_fn(prep), num_parallel_calls=cores(), deterministic=True)
+    pipeline = pipeline.map(preprocess_fn(prep), num_parallel_calls=cores(), deterministic=True)
     if drop_errors:
         pipeline = pipeline.ignore_errors()
     pipeline = pipeline.batch(batch_size).prefetch(2)

@@ -180,7 +180,7 @@ def _resize_pil(image: tf.Tensor, size: int, resize_filter: str) -> tf.Tensor:
     return tf.cast(resized, tf.float32)
 
 
-def _preprocess_fn(prep: Preprocessing):
+def preprocess_fn(prep: Preprocessing):
     mean = tf.constant(mean_bgr(prep))
     o, c, size = prep.offset, prep.crop, prep.resize
     to_bgr = prep.channel_order == "BGR"

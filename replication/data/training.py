@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from replication.data.layouts import Dataset
-from replication.data.preprocessing import Preprocessing, _preprocess_fn
+from replication.data.preprocessing import Preprocessing, preprocess_fn
 from replication.errors import ReplicationError
 from replication.machine import cores
 
@@ -103,7 +103,7 @@ def training_stream(ds: Dataset, prep: Preprocessing, batch_size: int, seed: int
     files = np.array([str(f) for f in checked.files])[order]
     labels = checked.labels.astype(np.int32)[order]
     whole = Preprocessing(prep.resize, prep.resize, prep.mean, prep.mean_file, prep.resize_filter)
-    decode = _preprocess_fn(whole)
+    decode = preprocess_fn(whole)
     crop_seed, mirror_seed = _derived(seed, "crop"), _derived(seed, "mirror")
     size, offset = prep.crop, prep.offset
 

@@ -60,11 +60,7 @@ def perturbed(model, group, trial: Trial, seed_scope: str, semantics="paper"):
     layers = group_layers(model, group)
     # Explicit copies: the arrays Keras returns may share memory with the variables.
     originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
-    options = {}
-    if semantics == "authors_code" and trial.perturbation == "node" and group.flatten_hwc is not None:
-        # The authors' extra input rows are numbered in their channel-first flatten.
-        options["row_order"] = chw_rows_in_hwc(group.flatten_hwc)
-    changed = perturb_arrays(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics, **options)
+    changed = _perturb_trial(originals, group, trial, seed_scope, semantics)
     try:
         for layer in layers:
             layer.set_weights(changed.pop(0))  # pop: AlexNet's dense_1 is 150 MB, hold no spare copy
@@ -72,3 +68,36 @@ def perturbed(model, group, trial: Trial, seed_scope: str, semantics="paper"):
     finally:
         for layer, arrays in zip(layers, originals):
             layer.set_weights(arrays)
+
+
+def _perturb_trial(originals, group, trial: Trial, seed_scope: str, semantics: str):
+    options = {}
+    if semantics == "authors_code" and trial.perturbation == "node" and group.flatten_hwc is not None:
+        # The authors' extra input rows are numbered in their channel-first flatten.
+        options["row_order"] = chw_rows_in_hwc(group.flatten_hwc)
+    return perturb_arrays(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics, **options)
+
+
+def _bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where two float arrays differ bit for bit (-0.0 and 0.0 differ, a NaN equals itself)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    width = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    return a.view(width) != b.view(width)
+
+
+def touched_entries(originals: list[list[np.ndarray]], group, trial: Trial, seed_scope: str,
+                    semantics="paper") -> list[list[np.ndarray]]:
+    """Which entries of the group's weights `trial` touches: one boolean array per weight
+    array of `originals` (the members' get_weights()).
+
+    An entry is touched when the trial changes it, bit for bit, on the real weights or on
+    weights of all ones drawn with the same generator. The second catches what the first
+    cannot see: a knockout that zeroes an entry which was already 0.0. The knockouts choose
+    their entries from the shapes and the generator alone, so on ones every chosen entry
+    shows; Gaussian noise touches every entry it moves.
+    """
+    real = _perturb_trial(originals, group, trial, seed_scope, semantics)
+    ones = [[np.ones_like(a) for a in arrays] for arrays in originals]
+    probe = _perturb_trial(ones, group, trial, seed_scope, semantics)
+    return [[_bits_differ(o, r) | _bits_differ(u, p) for o, r, u, p in zip(*four)]
+            for four in zip(originals, real, ones, probe)]

@@ -6,24 +6,62 @@ append the row. A run killed anywhere resumes from its last checkpoint: the rows
 stay, a row whose checkpoint was written but not its row is scored from that checkpoint,
 and the steps after it are trained again from the checkpoint's exact state, so the table
 ends as an uninterrupted run's would and no step appears twice. A checkpoint is removed
-when its run's last row is written; one that does not belong to this study and table
+once its run's last row is written; one that does not belong to this study and table
 state is set aside with a warning, never used.
 """
 
 import hashlib
+import math
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from tqdm import tqdm
 
+from replication.data.training import training_stream
+from replication.errors import ReplicationError
 from replication.models.groups import group_layers, weight_groups
-from replication.perturb.apply import perturbed
-from replication.perturb.trials import trial_seed
-from replication.recovery.table import RecoveryLog, RecoveryRun
-from replication.recovery.train import Lesion, Trainer, Training, read_checkpoint_meta, trained_groups
+from replication.perturb.apply import perturbed, touched_entries
+from replication.perturb.trials import Trial, trial_seed
+from replication.recovery.table import RecoveryLog, RecoveryRun, StudyInfo, control_of
+from replication.recovery.train import Lesion, Trainer, Training, deterministic, read_checkpoint_meta, trained_groups
 from replication.run import engine
+
+
+def study_info(model: str, weights_sha256: str, train_id: str, train_images: int, heldout_id: str,
+               heldout_images: int, training: Training, precision: str, semantics: str, version: str) -> StudyInfo:
+    """The identity every row of a study's table carries, the training settings among it."""
+    settings = {k: v for k, v in asdict(training).items() if k != "steps"}  # more steps extend a study
+    return StudyInfo(model=model, weights_sha256=weights_sha256, train_id=train_id, train_images=train_images,
+                     heldout_id=heldout_id, heldout_images=heldout_images, precision=precision,
+                     semantics=semantics, version=version, **settings)
+
+
+def study_runs(layers, perturbation: str, levels, repeats: int, lesions, train_layers, control: bool = True):
+    """The runs of a study, each damaged layer's control first, with no run twice.
+
+    Args:
+        layers: damaged layers (group names), in network order.
+        perturbation, levels, repeats: the sweep trials whose damage is fine-tuned.
+        lesions: modes among `table.LESIONS`.
+        train_layers: choices among `table.TRAIN_LAYERS`.
+        control: include each layer's control (the undamaged network, trained alike).
+    """
+    runs = []
+    for layer in layers:
+        for trains in train_layers:
+            damaged = [RecoveryRun(Trial(layer, perturbation, level, repeat), lesion, trains)
+                       for level in levels for repeat in range(repeats) for lesion in lesions]
+            runs += ([control_of(damaged[0])] if control else []) + damaged
+    return list({run.key: run for run in runs}.values())
+
+
+def pending_runs(log: RecoveryLog, runs, training: Training) -> list[RecoveryRun]:
+    """The runs whose last evaluation is not in the table yet."""
+    return [run for run in runs if training.steps not in log.steps_done(run)]
 
 
 def checkpoint_path(table: Path, run: RecoveryRun) -> Path:
@@ -35,29 +73,38 @@ def checkpoint_path(table: Path, run: RecoveryRun) -> Path:
 def run_study(model, runs: list[RecoveryRun], train_dataset, prep, heldout_images, heldout_labels,
               log: RecoveryLog, training: Training, seed_scope: str, *, semantics="paper", eval_batch_size=64,
               progress=True, on_lesion=None) -> None:
-    """Run every recovery run not finished in `log`.
+    """Run every recovery run not finished in `log`, deterministically (`train.deterministic`).
 
     Args:
         model: the Keras model with the study's weights; they are the same afterwards.
-        runs: what to run (`RecoveryRun`s; controls among them).
-        train_dataset, prep: the training images and their preprocessing (`data.training`).
+        runs: what to run (`study_runs`); a run already finished in `log` is skipped.
+        train_dataset, prep: the training images, checked (`data.check_images`), and their
+            preprocessing (`data.training`).
         heldout_images, heldout_labels: the decoded held-out images (`data.load_arrays`).
         log: the open recovery table.
         training: the study's settings.
-        seed_scope: seeds the damage as in the sweeps ("<model>:<weights sha256>").
+        seed_scope: the sweeps' "<model>:<weights sha256>" (`run.sweep.seed_scope_of`), so
+            that a trial damages the network as the sweeps' row of that trial did.
         semantics: one of `perturb.SEMANTICS`.
         eval_batch_size: images per batch when scoring.
         progress: a progress bar of training steps on stderr.
-        on_lesion: called as on_lesion(run, lesion) after each held run's last step, with
-            the `Lesion` (its `digest()` then still equals `damaged_digest()`).
+        on_lesion: called as on_lesion(run, lesion) after each held run's last step.
+
+    Raises:
+        ReplicationError: training diverged (a non-finite loss), or a held lesion moved.
     """
+    deterministic()
+    runs = list({run.key: run for run in runs}.values())
+    for run in runs:  # a kill between a run's last row and its clean-up leaves its checkpoint
+        if training.steps in log.steps_done(run):
+            checkpoint_path(log.path, run).unlink(missing_ok=True)
+    pending = pending_runs(log, runs, training)
     groups = weight_groups(model)
-    pending = [run for run in runs if training.steps not in log.steps_done(run)]
     snapshot = [np.array(v.numpy(), copy=True) for v in model.variables]
     trainable = {layer.name: layer.trainable for layer in model.layers}
     score = engine.counter(model, eval_batch_size)
-    total = sum(training.steps for _ in pending)
-    with tqdm(total=total, unit="step", disable=not progress, desc=log.path.name, file=sys.stderr) as bar:
+    with tqdm(total=len(pending) * training.steps, unit="step", disable=not progress, desc=log.path.name,
+              file=sys.stderr) as bar:
         for run in pending:
             try:
                 _run_one(model, groups, run, train_dataset, prep, heldout_images, heldout_labels, log, training,
@@ -77,7 +124,7 @@ def _usable_checkpoint(path: Path, log: RecoveryLog, run: RecoveryRun, training:
     meta = read_checkpoint_meta(path)
     done = log.steps_done(run)
     usable = (
-        meta is not None
+        isinstance(meta, dict)
         and meta.get("study") == log.study.as_row()
         and meta.get("run") == list(map(str, run.key))
         and meta.get("step") in training.eval_steps
@@ -93,16 +140,17 @@ def _usable_checkpoint(path: Path, log: RecoveryLog, run: RecoveryRun, training:
 
 def _run_one(model, groups, run, train_dataset, prep, images, labels, log, training, scope, semantics, score, bar,
              on_lesion):
-    from replication.data.training import training_stream
-
     trial = run.trial
     group = groups[trial.layer]
     layers = group_layers(model, group)
-    before = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
     path = checkpoint_path(log.path, run)
+    lesion = None
+    if run.lesion == "held":
+        originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
+        touched = touched_entries(originals, group, trial, scope, semantics)
     with perturbed(model, group, trial, scope, semantics):
-        after = [layer.get_weights() for layer in layers]
-        lesion = Lesion.between(layers, before, after) if run.lesion == "held" else None
+        if run.lesion == "held":
+            lesion = Lesion.of(layers, touched, [layer.get_weights() for layer in layers])
         trainer = Trainer(model, trained_groups(groups, trial.layer, run.train_layers), lesion, training)
         meta = _usable_checkpoint(path, log, run, training)
         if meta is None:
@@ -127,14 +175,21 @@ def _run_one(model, groups, run, train_dataset, prep, images, labels, log, train
             stream = training_stream(train_dataset, prep, training.batch_size, training.seed, step, target,
                                      training.augment)
             for batch, batch_labels in stream:
-                losses.append(float(trainer.step(batch, batch_labels)))
+                losses.append(trainer.step(batch, batch_labels))  # kept on the device: no sync per step
                 bar.update()
+            loss = float(tf.reduce_mean(tf.stack(losses)))
             seconds = time.perf_counter() - start
-            meta = {"study": log.study.as_row(), "run": list(map(str, run.key)), "step": target,
-                    "loss": float(np.mean(losses)), "seconds": seconds}
+            if not math.isfinite(loss):
+                raise ReplicationError(log.path, f"{run.label}: training diverged before step {target} "
+                                       f"(mean loss {loss}); lower --learning-rate")
+            meta = {"study": log.study.as_row(), "run": list(map(str, run.key)), "step": target, "loss": loss,
+                    "seconds": seconds}
             trainer.save(path, meta)
             step = target
-            record(step, meta["loss"], seconds)
-        if lesion is not None and on_lesion is not None:
-            on_lesion(run, lesion)
+            record(step, loss, seconds)
+        if lesion is not None:
+            if lesion.digest() != lesion.damaged_digest():
+                raise ReplicationError(log.path, f"{run.label}: the held lesion moved in training (a bug)")
+            if on_lesion is not None:
+                on_lesion(run, lesion)
     path.unlink(missing_ok=True)

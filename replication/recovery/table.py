@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 
 from replication.errors import ReplicationError
 from replication.perturb.trials import Trial, canonical_level
-from replication.run.table import PRECISIONS, DurableTable, parse_csv
+from replication.run.table import PRECISIONS, DurableTable, parse_csv, read_bytes_complete
 
 LESIONS = ("held", "free")  # what a damaged run's changed weights do in training
 CONTROL_LESION = "none"  # the control's lesion: nothing is damaged
 TRAIN_LAYERS = ("all", "damaged", "above", "below")  # which layers a run trains
 
 STUDY_COLUMNS = (
-    "model", "weights_sha256", "train_id", "train_images", "heldout_id", "heldout_images", "batch_size",
-    "learning_rate", "momentum", "weight_decay", "augment", "seed", "precision", "semantics", "version",
+    "model", "weights_sha256", "train_id", "train_images", "heldout_id", "heldout_images", "eval_every",
+    "batch_size", "learning_rate", "momentum", "weight_decay", "augment", "seed", "precision", "semantics", "version",
 )  # fmt: skip
 RUN_COLUMNS = ("layer", "perturbation", "level", "repeat", "lesion", "train_layers")
 COLUMNS = STUDY_COLUMNS + RUN_COLUMNS + (
@@ -41,6 +41,7 @@ class StudyInfo:
     train_images: int
     heldout_id: str  # data.dataset_id of the held-out images
     heldout_images: int
+    eval_every: int
     batch_size: int
     learning_rate: float
     momentum: float
@@ -99,6 +100,8 @@ def row_key(row: dict) -> tuple:
 def _check_row(path, number: int, row: dict) -> None:
     try:
         RecoveryRun.from_row(row)
+        for name in ("train_images", "heldout_images", "eval_every", "batch_size", "seed"):
+            int(row[name])
         step, seen = int(row["step"]), int(row["images_seen"])
         scores = [float(row["top1"]), float(row["top5"])]
         loss = float(row["loss"]) if row["loss"] else 0.0
@@ -114,6 +117,7 @@ class RecoveryLog(DurableTable):
 
     columns = COLUMNS
     what = "recovery table"
+    writer = "recovery study"
 
     def __init__(self, path, study: StudyInfo):
         self.study = study
@@ -171,13 +175,11 @@ class RecoveryLog(DurableTable):
 
 def read_recovery(path):
     """The finished rows of a recovery table as a typed pandas DataFrame."""
-    import pandas as pd
-
-    from replication.run.table import read_bytes_complete
+    import pandas as pd  # here, so that the table module needs no pandas
 
     rows = parse_csv(path, read_bytes_complete(path, "recovery table"), COLUMNS, _check_row, "recovery table")
     table = pd.DataFrame(rows, columns=list(COLUMNS))
-    for name in ("repeat", "step", "images_seen", "train_images", "heldout_images", "batch_size"):
+    for name in ("repeat", "step", "images_seen", "train_images", "heldout_images", "eval_every", "batch_size"):
         table[name] = table[name].astype(int)
     for name in ("level", "top1", "top5", "seconds"):
         table[name] = table[name].astype(float)

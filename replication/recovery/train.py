@@ -16,12 +16,19 @@ exact whatever the optimizer does. A *free* lesion trains like any other weight.
 Determinism: the data stream is a function of (seed, step) (`data.training`), the Dropout
 layers' generators are seeded from the study seed at step 0 and their states are saved
 with the weights, and TensorFlow's op determinism is switched on (`deterministic`). A
-checkpoint holds every model variable, the optimizer's and the loss and time so far.
+checkpoint holds every model variable, the optimizer's, and the caller's meta (the step,
+and the last segment's loss and seconds).
+
+A note on node knockout with a free lesion: a unit whose incoming weights and bias are all
+zero puts out exactly 0 before its ReLU, where the ReLU's gradient is 0, so no gradient ever
+reaches those weights (and weight decay of 0 is 0). Such a lesion stays at zero free or
+held; only units not followed by a ReLU (an output layer's) can regrow.
 """
 
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,13 +95,6 @@ def trained_groups(groups: dict[str, WeightGroup], damaged: str, train_layers: s
     return [groups[name] for name in chosen]
 
 
-def _bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Where two float arrays differ bit for bit (so -0.0 and 0.0 differ, and NaN equals NaN)."""
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    width = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
-    return a.view(width) != b.view(width)
-
-
 @dataclass
 class Lesion:
     """The entries a perturbation changed in each weight variable of the damaged group:
@@ -103,14 +103,15 @@ class Lesion:
     entries: list
 
     @classmethod
-    def between(cls, layers, before: list[list[np.ndarray]], after: list[list[np.ndarray]]) -> "Lesion":
-        """The lesion that turned `before` into `after`, the get_weights() of `layers`."""
+    def of(cls, layers, touched: list[list[np.ndarray]], damaged: list[list[np.ndarray]]) -> "Lesion":
+        """The lesion of `layers` (a group's members): the entries `touched` marks
+        (`perturb.apply.touched_entries`), held at their `damaged` values (get_weights()
+        of the damaged layers)."""
         entries = []
-        for layer, old_arrays, new_arrays in zip(layers, before, after):
-            for variable, old, new in zip(layer.weights, old_arrays, new_arrays):
-                changed = _bits_differ(old, new)
+        for layer, masks, arrays in zip(layers, touched, damaged):
+            for variable, changed, values in zip(layer.weights, masks, arrays):
                 if changed.any():
-                    entries.append((variable, changed, np.array(new, copy=True)))
+                    entries.append((variable, changed, np.array(values, copy=True)))
         return cls(entries)
 
     def digest(self) -> str:
@@ -134,7 +135,7 @@ class Lesion:
 
 
 class Trainer:
-    """The fine-tuning of one run: `step` trains on one batch; `state`/`load` checkpoint it.
+    """The fine-tuning of one run: `step` trains on one batch; `save`/`load` checkpoint it.
 
     Args:
         model: the Keras model, already damaged; its weights change in place.
@@ -181,7 +182,8 @@ class Trainer:
 
     def seed_dropout(self, seed: int) -> None:
         """Give every Dropout layer its own generator state derived from `seed` (step 0)."""
-        for i, layer in enumerate(layer for layer in self.model.layers if isinstance(layer, keras.layers.Dropout)):
+        dropouts = [layer for layer in self.model.layers if getattr(layer, "seed_generator", None) is not None]
+        for i, layer in enumerate(dropouts):  # a Dropout of rate 0 has no generator
             digest = hashlib.sha256(f"{int(seed)}|dropout|{i}".encode()).digest()
             layer.seed_generator.state.assign(np.array([int.from_bytes(digest[:7], "big"), 0], dtype=np.int64))
 
@@ -218,5 +220,5 @@ def read_checkpoint_meta(path: Path) -> dict | None:
     try:
         with np.load(path) as stored:
             return json.loads(bytes(stored["meta"]).decode())
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None

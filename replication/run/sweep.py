@@ -48,7 +48,12 @@ def run_info(model_name: str, weights, dataset, prep, semantics: str = "paper", 
 
 def seed_scope(run: RunInfo) -> str:
     """What seeds the draws besides the trial: "<model>:<weights sha256>"."""
-    return f"{run.model}:{run.weights_sha256}"
+    return seed_scope_of(run.model, run.weights_sha256)
+
+
+def seed_scope_of(model_name: str, weights_sha256: str) -> str:
+    """The seed scope of a model's name (in results tables) and its weights' sha256."""
+    return f"{model_name}:{weights_sha256}"
 
 
 def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64, memory_gb=4.0, progress=True,

@@ -158,6 +158,8 @@ class DurableTable:
 
     columns: tuple[str, ...] = ()
     what = "table"
+    writer = "run"  # what writes it, in the message when another one holds it
+    option = "--results"  # the option that names the file, in the messages
 
     def __init__(self, path):
         self.path = Path(path)
@@ -167,7 +169,7 @@ class DurableTable:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.close()
-            raise ReplicationError(self.path, f"another run is writing this {self.what} right now") from None
+            raise ReplicationError(self.path, f"another {self.writer} is writing this {self.what} right now") from None
         try:
             self.rows = self._recover()
         except BaseException:
@@ -191,7 +193,7 @@ class DurableTable:
         data = self._file.read()
         complete = data.rfind(b"\n") + 1
         if complete == 0 and data and not _csv_line(self.columns).startswith(data):
-            raise ReplicationError(self.path, f"not a {self.what} (no header line); pass another file")
+            raise ReplicationError(self.path, f"not a {self.what} (no header line); pass another {self.option} file")
         rows = self.parse(data[:complete])
         self.check(rows)
         if complete < len(data):
@@ -229,6 +231,7 @@ class ResultsLog(DurableTable):
 
     columns = COLUMNS
     what = "results table"
+    writer = "sweep"
 
     def __init__(self, path, run: RunInfo):
         self.run = run
