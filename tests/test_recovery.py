@@ -298,3 +298,19 @@ def test_recover_refuses_impossible_options(tmp_path, caffe_dir, val_subset, squ
     done = subprocess.run(bad, capture_output=True, text=True)
     assert done.returncode == 2 and "no layer with weights comes after conv10" in done.stderr
     assert "Traceback" not in done.stderr and not list(tmp_path.glob("*.csv"))
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--split", "1.5"], "--split: must be between 0 and 1"),
+    (["--split", "0.5", "--momentum", "-1"], "--momentum: must be a finite number of at least 0"),
+    (["--split", "0.5", "--lesion", "held,regrow"], "regrow: choose from held, free"),
+    (["--split", "0.5", "--train-layers", "sideways"], "sideways: choose from all, damaged, above, below"),
+    (["--split", "0.5", "--precision", "float16"], "float16 needs loss scaling"),
+    ([], "give the training images (--train DIR) or a demonstration split"),
+])  # fmt: skip
+def test_recover_refuses_impossible_options_when_parsed(options, message, capsys):
+    from replication.commands import recover
+    from replication.commands.common import run_cli
+
+    assert run_cli(recover.main, ["--layers", "conv_1", "--data", "nowhere", *options]) == 2
+    assert message in capsys.readouterr().err

@@ -15,11 +15,14 @@ from replication.commands.common import (
     add_image_options,
     add_model_options,
     add_precision_option,
+    choice_list,
     comma_list,
     fill_image_defaults,
+    fraction,
     level_list,
     load_tensorflow,
     new_parser,
+    non_negative_float,
     open_model,
     output_file,
     output_folder,
@@ -38,43 +41,6 @@ from replication.perturb.registry import SEMANTICS, perturbation_names
 from replication.recovery.table import LESIONS, TRAIN_LAYERS
 
 
-def _choices(allowed):
-    def parse(text):
-        items = comma_list(text)
-        wrong = [item for item in items if item not in allowed]
-        if wrong:
-            import argparse
-
-            raise argparse.ArgumentTypeError(f"{', '.join(wrong)}: choose from {', '.join(allowed)}")
-        return list(dict.fromkeys(items))
-
-    return parse
-
-
-def _fraction(text: str) -> float:
-    value = positive_float(text)
-    if not value < 1:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    import argparse
-    import math
-
-    try:
-        if not text.strip().isascii():
-            raise ValueError(text)
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, not {text}")
-    return value
-
-
 def build_parser():
     parser = new_parser(
         "python -m replication.recover",
@@ -91,7 +57,7 @@ def build_parser():
     where.add_argument("--train", type=Path,
                        help="the training images, in any of the three layouts (ImageNet's train set: one folder "
                        "per class)")
-    where.add_argument("--split", type=_fraction,
+    where.add_argument("--split", type=fraction,
                        help="instead: hold out this class-stratified, seeded share of --data and train on the rest "
                        "(a demonstration split, not ImageNet's train set)")
     data.add_argument("--train-labels", type=Path, help="labels of --train, when not in its folder")
@@ -104,10 +70,10 @@ def build_parser():
     damage.add_argument("--repeats", type=positive_int, default=3, help="damage draws per layer and level (default 3)")
     damage.add_argument("--semantics", choices=SEMANTICS, default="paper")
     train = parser.add_argument_group("fine-tuning")
-    train.add_argument("--lesion", type=_choices(LESIONS), default=["held"],
+    train.add_argument("--lesion", type=choice_list(LESIONS), default=["held"],
                        help="held: the damaged weights stay at their damaged values (zero for knockouts) and the "
                        "rest of the network must compensate; free: they may regrow; or held,free (default held)")
-    train.add_argument("--train-layers", type=_choices(TRAIN_LAYERS), default=["all"],
+    train.add_argument("--train-layers", type=choice_list(TRAIN_LAYERS), default=["all"],
                        help="which layers train: all, damaged (only the damaged one), above (those after it), "
                        "below (those before it); comma-separated for several (default all)")
     train.add_argument("--no-control", action="store_true",
@@ -117,8 +83,8 @@ def build_parser():
                        "(default steps/10), and at step 0 and the last step")
     train.add_argument("--batch-size", type=positive_int, default=64, help="training images per step (default 64)")
     train.add_argument("--learning-rate", type=positive_float, default=0.001, help="default 0.001")
-    train.add_argument("--momentum", type=_non_negative, default=0.9, help="default 0.9")
-    train.add_argument("--weight-decay", type=_non_negative, default=0.0005,
+    train.add_argument("--momentum", type=non_negative_float, default=0.9, help="default 0.9")
+    train.add_argument("--weight-decay", type=non_negative_float, default=0.0005,
                        help="Caffe's L2 weight decay on the trained kernels (default 0.0005)")
     train.add_argument("--no-augment", action="store_true",
                        help="centre crops only (default: Caffe's training-time random crop and mirror)")
