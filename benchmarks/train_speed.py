@@ -22,24 +22,6 @@ from pathlib import Path
 import numpy as np
 
 
-def build(name: str, folder: Path):
-    from replication.caffe.convert import convert_caffemodel
-    from replication.models.registry import create_model
-    from replication.paths import shared_dir
-
-    if name == "alexnet":
-        from replication.models.synthetic import write_synthetic_alexnet
-
-        caffemodel = folder / "synthetic_alexnet.caffemodel"
-        write_synthetic_alexnet(caffemodel, seed=0)
-        convert_caffemodel(caffemodel, folder / "alexnet.h5", progress=False)
-        return create_model("alexnet", folder / "alexnet.h5")
-    net = shared_dir() / "data" / "caffe" / "squeezenet_v1.1"
-    convert_caffemodel(net / "squeezenet_v1.1.caffemodel", folder / "squeezenet.h5", prototxt=net / "deploy.prototxt",
-                       progress=False)
-    return create_model(net / "deploy.prototxt", folder / "squeezenet.h5", input_shape=(227, 227, 3))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="squeezenet,alexnet")
@@ -48,8 +30,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+    from sweep_speed import prepare_weights  # the benchmarks' shared weights: beside this script
 
     from replication.models.groups import weight_groups
+    from replication.models.registry import create_model
     from replication.recovery.train import Trainer, Training, deterministic
     from replication.run.costs import model_macs
 
@@ -57,7 +41,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
-            model = build(name, Path(folder))
+            model = create_model(*prepare_weights(name, Path(folder)))
             size = model.input_shape[1]
             x = tf.constant(rng.normal(0, 50, (args.batch_size, size, size, 3)).astype(np.float32))
             y = tf.constant(rng.integers(0, 1000, args.batch_size).astype(np.int32))

@@ -164,9 +164,8 @@ def plot_recovery(table: pd.DataFrame, metric: str = "top5", title: str = "") ->
     ax = fig.add_subplot()
     damaged = table[table["lesion"] != CONTROL_LESION]
     controls = table[table["lesion"] == CONTROL_LESION]
-    configs = list(damaged.groupby(CONFIG, sort=False).groups)
-    for style, key in zip(line_styles(len(configs)), configs):
-        rows = damaged[(damaged[CONFIG] == pd.Series(key, index=CONFIG)).all(axis=1)]
+    configs = damaged.groupby(CONFIG, sort=False)
+    for style, (key, rows) in zip(line_styles(configs.ngroups), configs):
         by = rows.groupby("images_seen")[metric]
         mean, sd = by.mean(), by.std(ddof=1).fillna(0.0)
         layer, perturbation, level, lesion, trains = key

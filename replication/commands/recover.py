@@ -136,12 +136,10 @@ def main(argv=None) -> int:
     from replication.run.precision import set_precision
 
     set_precision(args.precision)
-    import numpy as np
-
     from replication import __version__, data
     from replication.analysis.figures import save_figure
     from replication.analysis.recovery import plot_recovery, recovery_report
-    from replication.data.training import stratified_split
+    from replication.data.training import random_sample, stratified_split
     from replication.files import file_digest
     from replication.models.groups import weight_groups
     from replication.models.synthetic import synthetic_note
@@ -167,9 +165,8 @@ def main(argv=None) -> int:
         train_set, heldout = stratified_split(given, args.split, args.seed)
     else:
         train_set = data.find_dataset(args.train, labels=args.train_labels)
-        if args.train_limit is not None and args.train_limit < len(train_set):
-            keep = np.random.default_rng([args.seed, 0x11A1]).choice(len(train_set), args.train_limit, replace=False)
-            train_set = train_set.subset(np.sort(keep))
+        if args.train_limit is not None:
+            train_set = random_sample(train_set, args.train_limit, args.seed)
         heldout = given
     train_set = data.check_images(train_set)  # once: every bad training image named before any work
     info = describe_model(args.model)

@@ -16,6 +16,7 @@ resize == crop (the Keras Applications recipes) the crop is the whole image and 
 mirror remains.
 """
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -58,7 +59,18 @@ def stratified_split(ds: Dataset, heldout_fraction: float, seed: int = 0) -> tup
     return ds.subset(train), ds.subset(heldout)
 
 
-def _derived(seed: int, purpose: str) -> int:
+def random_sample(ds: Dataset, count: int, seed: int = 0) -> Dataset:
+    """A seeded uniform sample of `count` of the images, in file order (all of them when
+    there are no more): every class has its chance, where the first `count` files of a
+    class-folder layout would be a few classes."""
+    if count >= len(ds):
+        return ds
+    keep = np.random.default_rng([seed, 0x11A1]).choice(len(ds), count, replace=False)
+    return ds.subset(np.sort(keep))
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for one purpose ("order", "crop", "dropout|0", …) derived from the study's seed."""
     digest = hashlib.sha256(f"{int(seed)}|{purpose}".encode()).digest()
     return int.from_bytes(digest[:7], "big")  # below 2**56: a valid int64
 
@@ -73,7 +85,7 @@ def stream_indices(count: int, batch_size: int, seed: int, start_step: int, stop
     epochs, within = np.divmod(positions, count)
     out = np.empty_like(positions)
     for epoch in np.unique(epochs):
-        permutation = np.random.default_rng([_derived(seed, "order"), int(epoch)]).permutation(count)
+        permutation = np.random.default_rng([derived_seed(seed, "order"), int(epoch)]).permutation(count)
         here = epochs == epoch
         out[here] = permutation[within[here]]
     return out.reshape(stop_step - start_step, batch_size)
@@ -95,16 +107,14 @@ def training_stream(ds: Dataset, prep: Preprocessing, batch_size: int, seed: int
         start_step, stop_step: the steps to deliver.
         augment: Caffe's random crop and mirror; without it, the evaluation's centre crop.
     """
-    checked = ds
-    if not len(checked):
+    if not len(ds):
         raise ReplicationError(ds.root, "no training images")
-    order = stream_indices(len(checked), batch_size, seed, start_step, stop_step).reshape(-1)
+    order = stream_indices(len(ds), batch_size, seed, start_step, stop_step).reshape(-1)
     positions = np.arange(start_step * batch_size, stop_step * batch_size, dtype=np.int64)
-    files = np.array([str(f) for f in checked.files])[order]
-    labels = checked.labels.astype(np.int32)[order]
-    whole = Preprocessing(prep.resize, prep.resize, prep.mean, prep.mean_file, prep.resize_filter)
-    decode = preprocess_fn(whole)
-    crop_seed, mirror_seed = _derived(seed, "crop"), _derived(seed, "mirror")
+    files = np.array([str(f) for f in ds.files])[order]
+    labels = ds.labels.astype(np.int32)[order]
+    decode = preprocess_fn(dataclasses.replace(prep, crop=prep.resize))  # the whole resized image
+    crop_seed, mirror_seed = derived_seed(seed, "crop"), derived_seed(seed, "mirror")
     size, offset = prep.crop, prep.offset
 
     def load(path, label, position):

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from replication.data.training import derived_seed
 from replication.errors import ReplicationError
 from replication.files import atomic_output
 from replication.models.groups import WeightGroup, group_layers
@@ -117,21 +118,22 @@ class Lesion:
     def digest(self) -> str:
         """sha256 of the current values of every lesioned entry, in order: it stays the
         damaged values' digest exactly while the lesion is held."""
-        h = hashlib.sha256()
-        for variable, changed, _ in self.entries:
-            h.update(np.ascontiguousarray(np.asarray(variable.numpy())[changed]).tobytes())
-        return h.hexdigest()
+        return _sha256(np.asarray(variable.numpy())[changed] for variable, changed, _ in self.entries)
 
     def damaged_digest(self) -> str:
         """sha256 of the damaged values of every lesioned entry, as `digest` reads them."""
-        h = hashlib.sha256()
-        for _, changed, values in self.entries:
-            h.update(np.ascontiguousarray(values[changed]).tobytes())
-        return h.hexdigest()
+        return _sha256(values[changed] for _, changed, values in self.entries)
 
     @property
     def size(self) -> int:
         return int(sum(changed.sum() for _, changed, _ in self.entries))
+
+
+def _sha256(arrays) -> str:
+    h = hashlib.sha256()
+    for array in arrays:
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
 
 
 class Trainer:
@@ -184,8 +186,7 @@ class Trainer:
         """Give every Dropout layer its own generator state derived from `seed` (step 0)."""
         dropouts = [layer for layer in self.model.layers if getattr(layer, "seed_generator", None) is not None]
         for i, layer in enumerate(dropouts):  # a Dropout of rate 0 has no generator
-            digest = hashlib.sha256(f"{int(seed)}|dropout|{i}".encode()).digest()
-            layer.seed_generator.state.assign(np.array([int.from_bytes(digest[:7], "big"), 0], dtype=np.int64))
+            layer.seed_generator.state.assign(np.array([derived_seed(seed, f"dropout|{i}"), 0], dtype=np.int64))
 
     def _all_variables(self) -> list:
         return list(self.model.variables) + list(self.optimizer.variables)
