@@ -1,4 +1,4 @@
-"""Evaluation throughput on the 1,300 shared validation images (issue 3, item 5).
+"""Evaluation throughput on the 1,300 shared validation images.
 
 For each model, three rates in images/s:
   pipeline     tf.data alone: read, decode, resize, crop, subtract the mean, batch;
