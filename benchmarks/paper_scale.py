@@ -11,7 +11,7 @@ trials each. For each: wall time, peak resident memory (the child's ru_maxrss), 
 the disk used by --cache-dir, and the start-up time before the first trial's row.
 
 Usage:
-    python benchmarks/paper_scale.py --work /scratch/paper-scale [--images 50000]
+    python benchmarks/paper_scale.py --work /scratch/paper-scale [--images 50000] [--runs dense_1] [--skip-small]
 """
 
 import argparse
@@ -27,6 +27,7 @@ from pathlib import Path
 from replication.paths import shared_dir
 
 TRIALS = ("--levels", "0,0.5", "--repeats", "2")  # the baseline and 2 trials of one layer
+RUNS = ("evaluate", "conv_2", "dense_1")
 
 
 def make_validation_set(folder: Path, count: int) -> Path:
@@ -84,7 +85,11 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--memory-gb", type=float, default=4.0)
     parser.add_argument("--skip-small", action="store_true", help="only the large runs")
+    parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated, from: " + ", ".join(RUNS))
     args = parser.parse_args(argv)
+    chosen = args.runs.split(",")
+    if unknown := sorted(set(chosen) - set(RUNS)):
+        parser.error(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
 
     work = args.work.resolve()
     weights = work / "synthetic_alexnet.h5"
@@ -108,7 +113,7 @@ def main(argv=None) -> int:
             runs[layer] = ([sys.executable, "-m", "replication.figure1", *common, "--layers", layer, *TRIALS,
                             "--memory-gb", str(args.memory_gb), "--cache-dir", str(cache), "--out", str(work / "out"),
                             "--results", str(table)], table)
-        for run, spec in runs.items():
+        for run, spec in [(run, spec) for run, spec in runs.items() if run in chosen]:
             command, table = spec if isinstance(spec, tuple) else (spec, None)
             result = timed(command, table)
             result["images"] = images

@@ -22,15 +22,17 @@ Usage:
     python benchmarks/sweep_speed.py --check-dense-batching
     python benchmarks/sweep_speed.py --host-work [--models alexnet] [--gpu-gmacs 15000]
 
---host-work measures what a trial costs on the host besides the network: drawing its
-perturbation (NumPy), writing the perturbed weights into the model and putting the originals
-back, per layer and perturbation, and its share of a trial at 50,000 images, with the
+--host-work measures what a trial costs besides the network, per layer and perturbation, on
+the host path (`perturb.perturbed`: copy out, perturb, set_weights, restore) and on the
+resident path the engine runs (`run.resident`: draw on the host, overlapped with the previous
+trial; apply and restore on the device), and its share of a trial at 50,000 images, with the
 network's time taken from the model's multiply-adds at this machine's measured rate and at
 an assumed GPU rate (a projection, labelled so).
 """
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -247,19 +249,43 @@ def check_dense_batching(args) -> None:
               f"stacked {t2 - t1:.2f} s, identical: {same}")
 
 
+def _edit_bytes(edits) -> int:
+    """Bytes a trial's edits send to the device: a Zero's mask, or the new values."""
+    from replication.perturb.edits import Zero
+
+    return sum(e.where.nbytes if isinstance(e, Zero) else e.nbytes for e in edits)
+
+
+def _share(host: float, net: float) -> str:
+    """The share of a trial that is not the network, when the host adds `host` seconds."""
+    return f"{host / (host + net):6.1%}"
+
+
 def host_work(args) -> None:
-    """Per layer and perturbation: the host's seconds per trial (draw, set_weights, restore),
-    and their share of a trial at 50,000 images on this CPU and on an assumed GPU rate."""
+    """Per layer and perturbation, what a trial costs besides the network, two ways:
+
+    host path     `perturb.perturbed`: copy the weights out, perturb the copies, set_weights,
+                  set the originals back, all on the stream's critical path;
+    resident path `run.resident.ResidentGroup`, what the optimised engine runs: draw the edits
+                  on host threads (`engine.draw_threads` trials at once, while the network
+                  runs), then apply them and restore on the device.
+
+    and the share of a 50,000-image trial that is not the network. On this CPU it is
+    measured: the host path's seconds, or the resident path's max(draw / threads, net) − net
+    plus apply and restore. On a GPU it is a projection: the network at --gpu-gmacs, the
+    draws on --gpu-host-threads, the edits sent at --pcie-gbs, and applying and restoring as
+    four passes over the layer at --gpu-memory-gbs."""
     import tensorflow as tf
 
-    from replication.models.groups import group_layers, weight_groups
+    from replication.models.groups import weight_groups
     from replication.models.registry import create_model
-    from replication.perturb import Trial
-    from replication.perturb.apply import perturb_arrays
-    from replication.perturb.trials import trial_rng
+    from replication.perturb import Trial, perturbed
     from replication.run.costs import model_macs, suffix_macs
+    from replication.run.engine import draw_threads
+    from replication.run.resident import ResidentGroup
     from replication.run.scoring import scores_model
 
+    scope, threads = "host-work", draw_threads()
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
             model_arg, weights = prepare_weights(name, Path(folder))
@@ -275,29 +301,65 @@ def host_work(args) -> None:
             for _ in range(3):
                 forward(batch).numpy()
             rate = 3 * args.batch_size * model_macs(model) / (time.perf_counter() - t0)
-            print(f"{name}: whole model {rate / 1e9:.1f} GMAC/s here; GPU rate assumed {args.gpu_gmacs:g} GMAC/s "
-                  "(a projection, not a measurement)")
-            print(f"{'layer':18s} {'perturbation':12s} {'draw s':>8s} {'set s':>8s} {'restore s':>9s} "
-                  f"{'50k net s (CPU)':>15s} {'host share CPU':>14s} {'50k net s (GPU)':>15s} {'host share GPU':>14s}")
+            print(f"{name}: whole model {rate / 1e9:.1f} GMAC/s here, {threads} draw thread(s). Projected GPU: "
+                  f"{args.gpu_gmacs:g} GMAC/s, {args.gpu_host_threads} draw threads, {args.pcie_gbs:g} GB/s to the "
+                  f"device, {args.gpu_memory_gbs:g} GB/s device memory (assumptions, not measurements)")
+            print(f"{'layer':10s} {'perturbation':12s} {'host path s':>11s} {'draw s':>7s} {'apply+restore s':>15s} "
+                  f"{'to device MB':>12s} {'50k net s CPU':>13s} {'host path':>9s} {'resident':>8s} "
+                  f"{'50k net s GPU':>13s} {'host path':>9s} {'resident':>8s}")
             for group in groups.values():
-                layers = group_layers(model, group)
+                resident = ResidentGroup(model, group, scope)
                 for perturbation in ("synapse", "node", "gaussian"):
                     trial = Trial(group.name, perturbation, 0.5, 0)
                     t0 = time.perf_counter()
-                    # perturb.apply.perturbed copies the originals too: part of the draw's column
-                    originals = [[np.array(w, copy=True) for w in layer.get_weights()] for layer in layers]
-                    changed = perturb_arrays(originals, perturbation, 0.5, trial_rng("host-work", trial))
-                    t1 = time.perf_counter()
-                    for layer, arrays in zip(layers, changed):
-                        layer.set_weights(arrays)
-                    t2 = time.perf_counter()
-                    for layer, arrays in zip(layers, originals):
-                        layer.set_weights(arrays)
-                    t3 = time.perf_counter()
-                    host = t3 - t0
-                    cpu, gpu = macs[group.name] * 50_000 / rate, macs[group.name] * 50_000 / (args.gpu_gmacs * 1e9)
-                    print(f"{group.name:18s} {perturbation:12s} {t1 - t0:8.3f} {t2 - t1:8.3f} {t3 - t2:9.3f} "
-                          f"{cpu:15.1f} {host / (host + cpu):14.1%} {gpu:15.2f} {host / (host + gpu):14.1%}", flush=True)
+                    with perturbed(model, group, trial, scope):
+                        pass
+                    old = time.perf_counter() - t0
+                    with resident.held():
+                        layer_bytes = sum(a.nbytes for member in resident.originals for a in member)
+                        t0 = time.perf_counter()
+                        edits = resident.draw(trial)
+                        t1 = time.perf_counter()
+                        with resident.applied(edits):
+                            pass
+                        for variable in resident.variables:
+                            variable.numpy()  # wait for the device's assignments
+                        t2 = time.perf_counter()
+                    draw, apply_restore, sent = t1 - t0, t2 - t1, _edit_bytes(edits)
+                    cpu = macs[group.name] * 50_000 / rate
+                    gpu = macs[group.name] * 50_000 / (args.gpu_gmacs * 1e9)
+                    cpu_extra = max(draw / threads, cpu) - cpu + apply_restore
+                    gpu_extra = (max(draw / args.gpu_host_threads, gpu) - gpu + sent / (args.pcie_gbs * 1e9)
+                                 + 4 * layer_bytes / (args.gpu_memory_gbs * 1e9))
+                    print(f"{group.name:10s} {perturbation:12s} {old:11.3f} {draw:7.3f} {apply_restore:15.3f} "
+                          f"{sent / 1e6:12.1f} {cpu:13.1f} {_share(old, cpu):>9s} {_share(cpu_extra, cpu):>8s} "
+                          f"{gpu:13.2f} {_share(old, gpu):>9s} {_share(gpu_extra, gpu):>8s}", flush=True)
+            _parallel_draws(model, groups, scope)
+
+
+def _parallel_draws(model, groups, scope) -> None:
+    """Whether trials' draws run in parallel here: 2 × cores Gaussian draws of the largest
+    layer, one after another and on one thread per core."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from replication.perturb import Trial
+    from replication.run.resident import ResidentGroup
+
+    cores = os.cpu_count() or 1
+    largest = max(groups.values(), key=lambda g: sum(np.prod(v.shape) for v in ResidentGroup(model, g, scope).variables))
+    resident = ResidentGroup(model, largest, scope)
+    trials = [Trial(largest.name, "gaussian", 0.5, r) for r in range(2 * cores)]
+    with resident.held():
+        resident.draw(trials[0])  # warm up
+        t0 = time.perf_counter()
+        for trial in trials:
+            resident.draw(trial)
+        t1 = time.perf_counter()
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(resident.draw, trials))
+        t2 = time.perf_counter()
+    print(f"parallel draws: {len(trials)} Gaussian draws of {largest.name}, one thread {t1 - t0:.2f} s, "
+          f"{cores} threads {t2 - t1:.2f} s ({(t1 - t0) / (t2 - t1):.2f}x)", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,9 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check-dense-batching", action="store_true",
                         help="only measure stacked vs separate dense products")
     parser.add_argument("--host-work", action="store_true",
-                        help="only measure each trial's host work (draw, set_weights, restore) and its share")
+                        help="only measure each trial's work besides the network, host path and resident path")
     parser.add_argument("--gpu-gmacs", type=float, default=15000.0,
                         help="assumed GPU multiply-add rate for --host-work's projection (default 15000 GMAC/s)")
+    parser.add_argument("--pcie-gbs", type=float, default=20.0,
+                        help="assumed host-to-device rate for --host-work's projection (default 20 GB/s)")
+    parser.add_argument("--gpu-memory-gbs", type=float, default=2000.0,
+                        help="assumed GPU memory bandwidth for --host-work's projection (default 2000 GB/s)")
+    parser.add_argument("--gpu-host-threads", type=int, default=8,
+                        help="draw threads a GPU host runs in --host-work's projection (default 8, the engine's most)")
     # Internal: one way in a child process.
     parser.add_argument("--worker", choices=(*WAYS, "rate"), help=argparse.SUPPRESS)
     parser.add_argument("--model-arg", help=argparse.SUPPRESS)

@@ -38,6 +38,7 @@ _API = {
     "get_perturbation": "replication.perturb.registry",
     "perturbation_names": "replication.perturb.registry",
     "register_perturbation": "replication.perturb.registry",
+    "Zero": "replication.perturb.edits",
     "Trial": "replication.perturb.trials",
     "perturb_arrays": "replication.perturb.apply",
     "perturbed": "replication.perturb.apply",

@@ -19,8 +19,10 @@ from replication.models.groups import group_layers, weight_groups
 from replication.models.registry import create_model
 from replication.models.synthetic import synthetic_alexnet_net
 from replication.models.weights import keras_arrays
-from replication.perturb import Trial, perturbed
+from replication.perturb import SEMANTICS, Trial, perturbation_names, perturbed
+from replication.perturb.edits import Zero
 from replication.run import engine
+from replication.run.resident import ResidentGroup
 from replication.run.scoring import scores_model
 
 MODEL_ID = "test-engine"
@@ -211,12 +213,17 @@ def test_chunks_regenerate_each_trial_and_count_the_same(alexnet, images, alexne
     in_memory = counts(alexnet, images, alexnet_labels, groups, trials)
 
     calls = []
-    real = engine.perturbed
+    real, real_draw = engine.perturbed, ResidentGroup.draw
 
     def counting(model, group, trial, *args, **kwargs):
         calls.append(trial)
         return real(model, group, trial, *args, **kwargs)
 
+    def counting_draw(self, trial):
+        calls.append(trial)
+        return real_draw(self, trial)
+
+    monkeypatch.setattr(ResidentGroup, "draw", counting_draw)
     monkeypatch.setattr(engine, "perturbed", counting)
     # Room for the images plus about 8 images' worth of conv_2 activations (280 kB each).
     tiny = (images.nbytes + 8 * 27 * 27 * 96 * 4 + 1000) / 2**30
@@ -224,11 +231,99 @@ def test_chunks_regenerate_each_trial_and_count_the_same(alexnet, images, alexne
     assert chunked == in_memory
     chunks = len(images) // BATCH  # 32 images in chunks of 8
     for trial in trials:
-        # Weights are set again for every chunk. dense_3's trials are first checked once
+        # Weights are drawn again for every chunk. dense_3's trials are first checked once
         # for the knocked-out-units shortcut; those that pass need no weights after that.
         checked = trial.layer == "dense_3"
         shortcut = checked and trial.perturbation == "node"
         assert calls.count(trial) == checked + (0 if shortcut else chunks), trial
+
+
+# --- perturbations drawn on the host, applied on the device ------------------------------------
+
+
+def test_resident_group_applies_what_perturbed_applies_and_restores_every_bit(alexnet):
+    dense_2 = alexnet.get_layer("dense_2")
+    saved = dense_2.get_weights()
+    w, b = (a.copy() for a in saved)
+    w[0, :3], b[:2] = -0.0, -0.0  # a -0.0 that a knockout leaves alone must stay -0.0
+    dense_2.set_weights([w, b])
+    try:
+        check_resident_groups(alexnet)
+    finally:
+        dense_2.set_weights(saved)
+
+
+def check_resident_groups(alexnet):
+    clean = weights_digest(alexnet)
+    groups = weight_groups(alexnet)
+    for name in ("conv_2", "dense_2"):
+        resident = ResidentGroup(alexnet, groups[name], MODEL_ID)
+        for kind in perturbation_names():
+            for semantics in SEMANTICS:
+                trial = Trial(name, kind, 0.5, 1)
+                with perturbed(alexnet, groups[name], trial, MODEL_ID, semantics):
+                    expected = weights_digest(alexnet)
+                resident.semantics = semantics
+                with resident.held():
+                    with resident.applied(resident.draw(trial)):
+                        assert weights_digest(alexnet) == expected != clean, (name, kind, semantics)
+                    assert weights_digest(alexnet) == clean
+                    with pytest.raises(RuntimeError, match="block failed"):
+                        with resident.applied(resident.draw(trial)):
+                            raise RuntimeError("block failed")
+                    assert weights_digest(alexnet) == clean
+    edits = ResidentGroup(alexnet, groups["dense_2"], MODEL_ID)
+    with edits.held():
+        node = edits.draw(Trial("dense_2", "node", 0.5, 0))
+    assert all(isinstance(e, Zero) for e in node) and node[0].where.shape == (4096,), "one flag per unit"
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_next_trials_draw_runs_while_this_trial_runs(alexnet, images, alexnet_labels, monkeypatch, threads):
+    import threading
+
+    monkeypatch.setattr(engine, "draw_threads", lambda: threads)
+    trials = grid(["dense_2"], kinds=("synapse", "gaussian"), levels=(0.5,), repeats=(0, 1, 2))
+    second_drawn, overlapped, names = threading.Event(), [], set()
+    real_draw, real_applied = ResidentGroup.draw, ResidentGroup.applied
+
+    def draw(self, trial):
+        names.add(threading.current_thread().name)
+        if trial == trials[1]:
+            second_drawn.set()
+        return real_draw(self, trial)
+
+    def applied(self, edits):
+        if not overlapped:  # the first trial: its successor's draw must start meanwhile
+            overlapped.append(second_drawn.wait(timeout=60))
+        return real_applied(self, edits)
+
+    monkeypatch.setattr(ResidentGroup, "draw", draw)
+    monkeypatch.setattr(ResidentGroup, "applied", applied)
+    groups = weight_groups(alexnet)
+    assert counts(alexnet, images, alexnet_labels, groups, trials) == counts(
+        alexnet, images, alexnet_labels, groups, trials, mode="decoded")
+    assert overlapped == [True]
+    assert names and threading.current_thread().name not in names
+    assert len(names) <= threads
+
+
+def test_a_failed_draw_stops_the_run_and_leaves_the_weights_as_they_were(alexnet, images, alexnet_labels, monkeypatch):
+    trials = grid(["conv_3"], kinds=("synapse",), levels=(0.5,), repeats=(0, 1, 2))
+    real_draw = ResidentGroup.draw
+
+    def draw(self, trial):
+        if trial == trials[1]:
+            raise ValueError("this draw failed")
+        return real_draw(self, trial)
+
+    monkeypatch.setattr(ResidentGroup, "draw", draw)
+    before, reported = weights_digest(alexnet), []
+    with pytest.raises(ValueError, match="this draw failed"):
+        engine.run_layers(alexnet, images, alexnet_labels, weight_groups(alexnet), trials, MODEL_ID,
+                          batch_size=BATCH, on_result=lambda trial, *_: reported.append(trial))
+    assert reported == trials[:1]
+    assert weights_digest(alexnet) == before
 
 
 # --- several devices -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from replication.errors import ReplicationError
 from replication.models.groups import WeightGroup, set_weight_groups, weight_groups
 from replication.perturb import (
+    Perturbation,
     Trial,
     knocked_out_units,
     knockout_count,
@@ -20,7 +21,8 @@ from replication.perturb import (
     trial_rng,
     trial_seed,
 )
-from replication.perturb.knockout import chw_rows_in_hwc, node_knockout
+from replication.perturb.edits import Zero, check_edit, materialize
+from replication.perturb.knockout import chw_rows_in_hwc
 
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.57, 0.9, 1.0)
 
@@ -243,18 +245,18 @@ def test_authors_code_dense_rows_follow_the_authors_flatten_with_row_order():
     w_ours, b = nonzero(rng, (24, 16)), nonzero(rng, (16,))  # 16 units < 24 rows: every index is a row
     w_authors = w_ours[order]  # their row r is our row order[r]
     level = 0.5
-    theirs = node_knockout([[w_authors, b]], level, np.random.default_rng(9), "authors_code")[0]
-    ours = node_knockout([[w_ours, b]], level, np.random.default_rng(9), "authors_code", row_order=order)[0]
-    unmapped = node_knockout([[w_ours, b]], level, np.random.default_rng(9), "authors_code")[0]
+    theirs = perturb_arrays([[w_authors, b]], "node", level, np.random.default_rng(9), "authors_code")[0]
+    ours = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code", row_order=order)[0]
+    unmapped = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code")[0]
     x = rng.normal(size=(5, *hwc))
     x_ours, x_authors = x.reshape(5, -1), x.transpose(0, 3, 1, 2).reshape(5, -1)
     np.testing.assert_allclose(x_ours @ ours[0] + ours[1], x_authors @ theirs[0] + theirs[1], rtol=1e-6)
     assert not np.allclose(x_ours @ unmapped[0], x_authors @ theirs[0])  # without the map: other rows
     np.testing.assert_array_equal(ours[1], theirs[1])
-    paper = node_knockout([[w_ours, b]], level, np.random.default_rng(9), "paper", row_order=order)[0]
+    paper = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "paper", row_order=order)[0]
     assert len(dead_units(paper)) == 8 and (paper[0] != 0).sum() == 24 * 8  # the paper's reading: rows untouched
     with pytest.raises(ValueError, match="row_order"):
-        node_knockout([[w_ours, b]], level, np.random.default_rng(9), "authors_code", row_order=order[:10])
+        perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code", row_order=order[:10])
 
 
 def test_authors_code_equals_paper_for_a_single_conv(model):
@@ -396,3 +398,59 @@ def test_bad_requests_are_refused(model):
     with pytest.raises(ReplicationError, match="conv_9"):
         with perturbed(model, ghost, Trial("conv_9", "node", 0.5, 0), "tiny"):
             pass
+
+
+# --- what a perturbation returns ---------------------------------------------------------------
+
+
+def test_a_zero_sets_positive_zero_where_masked_and_keeps_every_other_bit():
+    a = np.array([[-0.0, 1.5, -2.0], [3.0, -0.0, 4.0]], dtype=np.float32)
+    out = materialize(a, Zero(np.array([True, False, False])))  # one flag per unit broadcasts
+    assert out.tobytes() == np.array([[0.0, 1.5, -2.0], [0.0, -0.0, 4.0]], dtype=np.float32).tobytes()
+    assert a[0, 0].tobytes() == np.float32(-0.0).tobytes(), "the original is untouched"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (Zero(np.array([1, 0, 0])), "must be boolean"),
+    (Zero(np.ones((2, 2), bool)), "does not broadcast"),
+    (Zero(np.ones((3, 2, 3), bool)), "does not broadcast"),  # would enlarge the array
+    (np.zeros((2, 3), np.float64), "shape and dtype"),
+    ([0.0], "not list"),
+])
+def test_a_malformed_edit_is_refused(edit, message):
+    with pytest.raises(ValueError, match=message):
+        check_edit(np.zeros((2, 3), np.float32), edit)
+
+
+def test_a_perturbation_returning_a_wrong_edit_is_refused(monkeypatch):
+    from replication.perturb import apply
+
+    def wrong(originals, level, rng, semantics="paper"):
+        return [[Zero(np.ones(3, bool)) for _ in arrays] for arrays in originals]
+
+    # Not registered: the registry is global, and other tests sweep every registered name.
+    monkeypatch.setattr(apply, "get_perturbation", lambda name: Perturbation(name, wrong, "Wrong", "level", 1.0))
+    w, b = np.ones((4, 2), np.float32), np.ones(2, np.float32)
+    with pytest.raises(ValueError, match=r"does not broadcast to \(4, 2\)"):
+        perturb_arrays([[w, b]], "wrong", 0.5, np.random.default_rng(0))
+
+
+def test_sigma_is_remembered_only_for_arrays_that_cannot_change():
+    from replication.perturb.gaussian import population_std
+
+    a = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    first = population_std([a])
+    a *= 2  # writable: never remembered
+    assert population_std([a]) == pytest.approx(2 * first)
+    a.setflags(write=False)
+    frozen = population_std([a])
+    assert population_std([a]) == frozen == pytest.approx(2 * first)
+    b = a.copy()  # equal values, another array: computed afresh, equal
+    b.setflags(write=False)
+    assert population_std([b]) == frozen
+    base = np.ones(1000, np.float32)
+    view = base[:]
+    view.setflags(write=False)  # a read-only view's base can still change: not remembered
+    assert population_std([view]) == 0.0
+    base[:500] = 3.0
+    assert population_std([view]) == 1.0

@@ -5,10 +5,12 @@ registry   register_perturbation / get_perturbation / perturbation_names, SEMANT
 trials     Trial, its key and its own seeded generator
 knockout   synapse and node knockout (registered as "synapse", "node")
 gaussian   Gaussian weight noise (registered as "gaussian")
-apply      perturb_arrays, and `perturbed`: apply a trial to a model, restore bit-exactly
+edits      what a perturbation returns per array: new values, or a Zero (the entries it zeroes)
+apply      perturb_arrays, trial_edits, and `perturbed`: apply a trial to a model, restore bit-exactly
 """
 
-from replication.perturb.apply import perturb_arrays, perturbed
+from replication.perturb.apply import perturb_arrays, perturbed, trial_edits
+from replication.perturb.edits import Zero
 from replication.perturb.knockout import knocked_out_units, random_subset_mask
 from replication.perturb.registry import (
     SEMANTICS,
@@ -20,7 +22,7 @@ from replication.perturb.registry import (
 from replication.perturb.trials import Trial, canonical_level, knockout_count, trial_rng, trial_seed
 
 __all__ = [
-    "SEMANTICS", "Perturbation", "Trial", "canonical_level", "get_perturbation", "knocked_out_units",
+    "SEMANTICS", "Perturbation", "Trial", "Zero", "canonical_level", "get_perturbation", "knocked_out_units",
     "knockout_count", "perturb_arrays", "perturbation_names", "perturbed",
-    "random_subset_mask", "register_perturbation", "trial_rng", "trial_seed",
+    "random_subset_mask", "register_perturbation", "trial_edits", "trial_rng", "trial_seed",
 ]  # fmt: skip

@@ -11,6 +11,7 @@ import contextlib
 import numpy as np
 
 from replication.models.groups import group_layers
+from replication.perturb.edits import check_edit, materialize
 from replication.perturb.knockout import chw_rows_in_hwc
 from replication.perturb.registry import check_semantics, get_perturbation
 from replication.perturb.trials import Trial, trial_rng
@@ -32,13 +33,33 @@ def perturb_arrays(originals: list[list[np.ndarray]], perturbation: str, level: 
     Returns:
         Lists of the same shapes and dtypes, ready for `layer.set_weights`.
     """
+    return materialize_all(originals, perturb_edits(originals, perturbation, level, rng, semantics, **options))
+
+
+def materialize_all(originals, edits) -> list[list[np.ndarray]]:
+    """Every array's perturbed values (`edits.materialize`), in the layout of `originals`."""
+    return [[materialize(a, e) for a, e in zip(arrays, member)] for arrays, member in zip(originals, edits)]
+
+
+def perturb_edits(originals: list[list[np.ndarray]], perturbation: str, level: float, rng: np.random.Generator,
+                  semantics="paper", **options) -> list:
+    """What the perturbation does to each array, as it returned it: new values or an
+    `edits.Zero`, checked against `originals`; arguments as `perturb_arrays`. The same
+    draws as `perturb_arrays`, without materializing the Zeros."""
     check_semantics(semantics)
     spec = get_perturbation(perturbation)
     level = spec.check_level(level)
     for arrays in originals:
         if len(arrays) not in (1, 2) or (len(arrays) == 2 and arrays[1].shape != arrays[0].shape[-1:]):
             raise ValueError(f"expected [kernel] or [kernel, bias(units)], got shapes {[a.shape for a in arrays]}")
-    return spec.apply(originals, level, rng, semantics, **options)
+    edits = spec.apply(originals, level, rng, semantics, **options)
+    if [len(m) for m in edits] != [len(m) for m in originals]:
+        raise ValueError(f"{perturbation} returned {[len(m) for m in edits]} arrays per member, "
+                         f"expected {[len(m) for m in originals]}")
+    for arrays, member in zip(originals, edits):
+        for a, e in zip(arrays, member):
+            check_edit(a, e)
+    return edits
 
 
 @contextlib.contextmanager
@@ -71,11 +92,17 @@ def perturbed(model, group, trial: Trial, seed_scope: str, semantics="paper"):
 
 
 def _perturb_trial(originals, group, trial: Trial, seed_scope: str, semantics: str):
+    return materialize_all(originals, trial_edits(originals, group, trial, seed_scope, semantics))
+
+
+def trial_edits(originals, group, trial: Trial, seed_scope: str, semantics="paper") -> list:
+    """`perturb_edits` for `trial` on `group`, whose weights are `originals`, with the
+    trial's own generator: what `perturbed` applies, unmaterialized."""
     options = {}
     if semantics == "authors_code" and trial.perturbation == "node" and group.flatten_hwc is not None:
         # The authors' extra input rows are numbered in their channel-first flatten.
         options["row_order"] = chw_rows_in_hwc(group.flatten_hwc)
-    return perturb_arrays(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics, **options)
+    return perturb_edits(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics, **options)
 
 
 def _bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:

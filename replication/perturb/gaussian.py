@@ -4,6 +4,8 @@ deviations of the unperturbed group's W and b, taken over all its members togeth
 The draws for W come first, then those for b."""
 
 import math
+import threading
+import weakref
 
 import numpy as np
 
@@ -35,12 +37,35 @@ def _add_noise(arrays, level, rng):
     return out
 
 
+# σ of groups whose arrays cannot change: id()s -> (weak references to the arrays, σ).
+_FROZEN_SIGMAS: dict[tuple[int, ...], tuple[list, float]] = {}
+_LOCK = threading.Lock()
+
+
 def population_std(arrays) -> float:
     """Population standard deviation over all entries of all arrays (the whole group).
 
     Sums accumulate in float64 without float64 copies of the weights (np.std with
-    dtype=float64 makes two, 300 MB each for dense_1).
+    dtype=float64 makes two, 300 MB each for dense_1). Arrays that own their data and are
+    read-only (`run.resident` holds a layer's originals so, for all of its trials) are
+    remembered while they live: their σ is computed once, not once per trial.
     """
+    frozen = all(a.flags.owndata and not a.flags.writeable for a in arrays)
+    key = tuple(id(a) for a in arrays)
+    with _LOCK:  # the engine draws trials on several threads
+        refs, sigma = _FROZEN_SIGMAS.get(key, ((), None)) if frozen else ((), None)
+    if sigma is not None and len(refs) == len(arrays) and all(ref() is a for ref, a in zip(refs, arrays)):
+        return sigma
+    sigma = _population_std(arrays)
+    if frozen:
+        with _LOCK:
+            for stale in [k for k, (refs, _) in _FROZEN_SIGMAS.items() if any(ref() is None for ref in refs)]:
+                del _FROZEN_SIGMAS[stale]
+            _FROZEN_SIGMAS[key] = ([weakref.ref(a) for a in arrays], sigma)
+    return sigma
+
+
+def _population_std(arrays) -> float:
     n = sum(a.size for a in arrays)
     mean = sum(float(np.sum(a, dtype=np.float64)) for a in arrays) / n
     squares = 0.0

@@ -16,6 +16,8 @@ paper's description of node knockout:
   (AlexNet's dense_1 reads pool5), their Theano model flattened it (C, H, W) and ours
   (H, W, C), so the caller passes `row_order` (`chw_rows_in_hwc`) to find the same rows.
 
+Both return `edits.Zero`s, the entries they zero, rather than perturbed copies.
+
 Draw order: first everything for the kernels W (the whole group at once, members in
 order), then everything for the biases b; node knockout makes one draw, the units,
 which decides both.
@@ -23,6 +25,7 @@ which decides both.
 
 import numpy as np
 
+from replication.perturb.edits import Zero
 from replication.perturb.registry import check_semantics, register_perturbation
 from replication.perturb.trials import knockout_count
 
@@ -90,17 +93,13 @@ def synapse_knockout(originals, level, rng, semantics="paper"):
     return reassemble(originals, kernels, _knock_out_entries(biases, level, rng))
 
 
-def _knock_out_entries(arrays, level, rng):
+def _knock_out_entries(arrays, level, rng) -> list[Zero]:
     """Zero floor(level · n) entries chosen over all arrays together (one group)."""
     sizes = [a.size for a in arrays]
     n = sum(sizes)
     mask = random_subset_mask(n, knockout_count(level, n), rng)
-    out, start = [], 0
-    for a, size in zip(arrays, sizes):
-        part = mask[start : start + size].reshape(a.shape)
-        out.append(np.where(part, np.zeros((), a.dtype), a))
-        start += size
-    return out
+    bounds = np.cumsum([0, *sizes])
+    return [Zero(mask[lo:hi].reshape(a.shape)) for a, lo, hi in zip(arrays, bounds[:-1], bounds[1:])]
 
 
 def chw_rows_in_hwc(flatten_hwc: tuple[int, int, int]) -> np.ndarray:
@@ -129,23 +128,25 @@ def node_knockout(originals, level, rng, semantics="paper", row_order=None):
             None: rows are numbered alike in both models (a dense layer after a dense layer).
 
     Returns:
-        Perturbed copies of `originals`.
+        One `Zero` per array of `originals`.
     """
     units = knocked_out_units([arrays[0].shape[-1] for arrays in originals], level, rng, semantics)
     kernels, biases = [], []
     for arrays, idx in zip(originals, units):
-        w = arrays[0].copy()
-        w[..., idx] = 0
+        w = arrays[0]
+        unit_mask = np.zeros(w.shape[-1], dtype=bool)
+        unit_mask[idx] = True
+        where = unit_mask  # broadcasts over the kernel's other axes
         if semantics == "authors_code" and w.ndim == 2:
             rows = idx[idx < w.shape[0]]  # the published code's extra step for dense layers
             if row_order is not None:
                 if len(row_order) != w.shape[0]:
                     raise ValueError(f"row_order has {len(row_order)} rows, the layer {w.shape[0]}")
                 rows = np.asarray(row_order)[rows]
-            w[rows, :] = 0
-        kernels.append(w)
+            row_mask = np.zeros(w.shape[0], dtype=bool)
+            row_mask[rows] = True
+            where = row_mask[:, None] | unit_mask[None, :]
+        kernels.append(Zero(where))
         if len(arrays) == 2:
-            b = arrays[1].copy()
-            b[idx] = 0
-            biases.append(b)
+            biases.append(Zero(unit_mask.copy()))
     return reassemble(originals, kernels, biases)

@@ -5,7 +5,7 @@ A perturbation is one function and one registration:
     @register_perturbation("sign_flip", title="Sign flips", level_label="proportion of weights flipped",
                            max_level=1.0)
     def sign_flip(originals, level, rng, semantics):
-        ...  # return perturbed copies of `originals`, drawing only from `rng`
+        ...  # return perturbed copies of `originals` (or `edits.Zero`s), drawing only from `rng`
 
 and from then on sweeps, results tables, the figure code and the command line accept it.
 The function's contract (checked for every registered perturbation by
@@ -13,7 +13,8 @@ tests/test_perturbation_contract.py):
 
 - `originals` is one list per member Keras layer of the weight group, [W] or [W, b]
   (Keras layout: the units are the last axis of W and the entries of b); the function
-  returns lists of the same shapes and dtypes and leaves `originals` untouched;
+  returns lists in the same layout, each entry the array's new values (same shape and
+  dtype) or an `edits.Zero` (which entries become 0), and leaves `originals` untouched;
 - every random draw comes from `rng`, the trial's own generator (`trials.trial_rng`), so a
   trial is reproducible alone;
 - level 0 returns the weights bit-for-bit unchanged;
@@ -40,7 +41,7 @@ class Perturbation:
     """A registered perturbation of one layer's weights."""
 
     name: str  # what results tables and --perturbation say: "synapse"
-    apply: Callable  # (originals, level, rng, semantics) -> perturbed copies
+    apply: Callable  # (originals, level, rng, semantics) -> per array new values or a Zero (`edits`)
     title: str  # for figure titles and reports: "Synapse knockout"
     level_label: str  # what the level means, for axis labels
     max_level: float  # levels lie in [0, max_level]; math.inf for unbounded

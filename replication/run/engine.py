@@ -11,6 +11,10 @@ Three modes give the same counts and differ only in what they repeat per trial:
                layer's where the graph allows, so the unperturbed network runs about once
                per sweep. When the caches exceed the memory bound the images are taken in
                chunks, and a trial's weights are regenerated from its seed for every chunk.
+               A layer's originals stay on the device while its trials run
+               (`resident.ResidentGroup`): the next trials' draws are made on host
+               threads while a trial runs, and only a trial's mask or new values cross
+               to the device.
                When a trial only zeroes whole units of a layer followed by parameter-free
                layers alone (AlexNet's dense_3), the zeroed logits are exactly 0 and no
                matrix product is needed.
@@ -20,7 +24,10 @@ each with its own copy of the model. docs/method.md explains each of these and w
 are exact.
 """
 
+import collections
+import contextlib
 import functools
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +42,11 @@ from replication.machine import half_the_ram_gb
 from replication.models.groups import group_layers
 from replication.perturb.apply import perturbed
 from replication.run.graph import bytes_per_image, computable_from, cut_after_output_layer, cut_before
+from replication.run.resident import ResidentGroup
 from replication.run.scoring import scores_model, topk_correct
 
 MODES = ("optimised", "decoded", "naive")
+DRAWS_BYTES = 2 * 2**30  # host memory for trials' edits drawn ahead, at most
 
 
 def zeroed_units(model, group, trial, seed_scope, semantics="paper") -> np.ndarray | None:
@@ -132,8 +141,9 @@ class _Stage:
     """Trials evaluated on one cached frontier."""
 
     frontier: list  # KerasTensors of the scores model
-    run_trial: object  # (trial, cache) -> (top1, top5)
+    run_trial: object  # (trial, cache, edits) -> (top1, top5)
     trials: list
+    resident: ResidentGroup | None = None  # draws the trials' edits; None: nothing to draw
     make: object = None  # (previous cache, images slice) -> this stage's cache, set by _plan_caches
     from_previous: bool = False
     bytes_per_image: int = 0
@@ -162,15 +172,16 @@ def _optimised_stream(model, images, labels, groups, trials, seed_scope, semanti
         if regular:
             cut = cut_before(scoring, group)
             suffix = _bridge(cut, scoring.outputs)
+            resident = ResidentGroup(model, group, seed_scope, semantics)
 
-            def run_perturbed(trial, cache, group=group, suffix=suffix):
-                with perturbed(model, group, trial, seed_scope, semantics):
+            def run_perturbed(trial, cache, edits, resident=resident, suffix=suffix):
+                with resident.applied(edits):
                     return _count(suffix, cache)
 
-            stages.append(_Stage(cut, run_perturbed, regular))
+            stages.append(_Stage(cut, run_perturbed, regular, resident=resident))
         if knocked:
 
-            def run_knockout(trial, cache, tail=tail, mask=knocked):
+            def run_knockout(trial, cache, edits, tail=tail, mask=knocked):
                 # A zeroed unit sums to exactly 0, and linear or ReLU keeps it 0.
                 return _count(lambda x: tail(tf.where(mask[trial], tf.zeros((), x.dtype), x)), cache)
 
@@ -206,34 +217,83 @@ def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
 def _staged_loop(stages, images, labels, chunk, batch_size, report):
     """Chunks of images outside, stages in network order inside, each stage's trials inside
     that. A trial reports when its last chunk is done, so with one chunk every trial
-    reports as soon as it has run. A trial's seconds are its own run time plus an equal
-    share of the time spent building its stage's caches."""
+    reports as soon as it has run. A trial's seconds are its own run time (waiting for its
+    draw included) plus an equal share of the time spent building its stage's caches.
+
+    While one trial runs on the device, host threads draw the next trials' edits
+    (`draw_threads`), so the host's NumPy work overlaps the network's (NumPy and
+    TensorFlow both release the GIL).
+    """
     n = len(labels)
     starts = list(range(0, n, chunk)) or [0]
     for stage in stages:
         stage.tallies = [[Fraction(0), Fraction(0), 0.0] for _ in stage.trials]
-    for i, start in enumerate(starts):
-        stop = min(start + chunk, n)
-        cache = None
-        for stage in stages:
-            t0 = time.perf_counter()
-            if stage.from_previous:
-                cache = [(stage.make(*values), y) for values, y in cache]
-            else:
-                cache = None  # free the previous stage's cache first
-                # Held as tensors even where the frontier is the images themselves: on a GPU
-                # they then stay in its memory instead of being copied there for every trial.
-                batches = _image_batches(images, labels, start, stop, batch_size)
-                cache = [(stage.make(*map(tf.convert_to_tensor, values)), y) for values, y in batches]
-            stage.seconds += time.perf_counter() - t0
-            for trial, tally in zip(stage.trials, stage.tallies):
-                t0 = time.perf_counter()
-                top1, top5 = stage.run_trial(trial, cache)
-                tally[0] += top1
-                tally[1] += top5
-                tally[2] += time.perf_counter() - t0
-                if i == len(starts) - 1:
-                    report(trial, tally[0], tally[1], tally[2] + stage.seconds / len(stage.trials))
+    depth = draw_threads()
+    with ThreadPoolExecutor(depth, thread_name_prefix="draw") as drawer:
+        for i, start in enumerate(starts):
+            stop = min(start + chunk, n)
+            cache = None
+            for stage in stages:
+                with stage.resident.held() if stage.resident else contextlib.nullcontext():
+                    cache = _run_stage(stage, drawer, depth, cache, images, labels, start, stop, batch_size,
+                                       report if i == len(starts) - 1 else None)
+
+
+def _run_stage(stage, drawer, depth, cache, images, labels, start, stop, batch_size, report):
+    """One stage on one chunk: its cache, from the previous stage's `cache` or the images,
+    then its trials, tallied; with `report` (the last chunk) each trial reports. Returns
+    the stage's cache."""
+    # The first draw starts before the cache is built, and so overlaps it.
+    ahead = _draws_ahead(drawer, stage, depth)
+    t0 = time.perf_counter()
+    if stage.from_previous:
+        cache = [(stage.make(*values), y) for values, y in cache]
+    else:
+        cache = None  # free the previous stage's cache first
+        # Held as tensors even where the frontier is the images themselves: on a GPU
+        # they then stay in its memory instead of being copied there for every trial.
+        batches = _image_batches(images, labels, start, stop, batch_size)
+        cache = [(stage.make(*map(tf.convert_to_tensor, values)), y) for values, y in batches]
+    stage.seconds += time.perf_counter() - t0
+    for trial, tally in zip(stage.trials, stage.tallies):
+        t0 = time.perf_counter()
+        top1, top5 = stage.run_trial(trial, cache, next(ahead))
+        tally[0] += top1
+        tally[1] += top5
+        tally[2] += time.perf_counter() - t0
+        if report is not None:
+            report(trial, tally[0], tally[1], tally[2] + stage.seconds / len(stage.trials))
+    return cache
+
+
+def draw_threads() -> int:
+    """How many trials' edits are drawn at once, each on its own host thread: half the
+    host's cores, at least 1 and at most 8. Each trial's draw is an independent NumPy
+    stream, so draws of different trials run in parallel (NumPy releases the GIL); on a
+    GPU this is what keeps the host's draws of a dense layer from bounding its trials."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+def _draws_ahead(drawer, stage, depth: int):
+    """An iterator over the stage's trials' edits, in order. Up to `depth` trials ahead are
+    drawn on `drawer` while the current trial runs; the first draws start now. At most
+    depth + 1 trials' edits are held at once, and fewer where that would pass DRAWS_BYTES."""
+    if stage.resident is None or not stage.trials:
+        return iter([None] * len(stage.trials))
+    draw = stage.resident.draw
+    # New values (Gaussian noise) are as large as the layer: hold no more than DRAWS_BYTES.
+    layer_bytes = sum(a.nbytes for member in stage.resident.originals for a in member)
+    depth = max(1, min(depth, DRAWS_BYTES // max(layer_bytes, 1) - 1))
+    pending = collections.deque(drawer.submit(draw, t) for t in stage.trials[:depth])
+
+    def in_turn():
+        for following in stage.trials[depth:] + [None] * min(depth, len(stage.trials)):
+            edits = pending.popleft().result()
+            if following is not None:
+                pending.append(drawer.submit(draw, following))
+            yield edits
+
+    return in_turn()
 
 
 # --- several devices --------------------------------------------------------------------------
