@@ -256,22 +256,23 @@ def test_resident_group_applies_what_perturbed_applies_and_restores_every_bit(al
 def check_resident_groups(alexnet):
     clean = weights_digest(alexnet)
     groups = weight_groups(alexnet)
-    for name in ("conv_2", "dense_2"):
-        resident = ResidentGroup(alexnet, groups[name], MODEL_ID)
-        for kind in perturbation_names():
-            for semantics in SEMANTICS:
-                trial = Trial(name, kind, 0.5, 1)
-                with perturbed(alexnet, groups[name], trial, MODEL_ID, semantics):
-                    expected = weights_digest(alexnet)
-                resident.semantics = semantics
-                with resident.held():
-                    with resident.applied(resident.draw(trial)):
-                        assert weights_digest(alexnet) == expected != clean, (name, kind, semantics)
-                    assert weights_digest(alexnet) == clean
-                    with pytest.raises(RuntimeError, match="block failed"):
-                        with resident.applied(resident.draw(trial)):
-                            raise RuntimeError("block failed")
-                    assert weights_digest(alexnet) == clean
+    cases = [(name, kind, level, semantics) for name in ("conv_2", "dense_2") for kind in perturbation_names()
+             for level in (0.0, 0.5) for semantics in SEMANTICS]
+    cases.append(("dense_1", "node", 0.5, "authors_code"))  # its input rows are found through row_order
+    for name, kind, level, semantics in cases:
+        resident = ResidentGroup(alexnet, groups[name], MODEL_ID, semantics)
+        trial = Trial(name, kind, level, 1)
+        with perturbed(alexnet, groups[name], trial, MODEL_ID, semantics):
+            expected = weights_digest(alexnet)
+        assert (expected == clean) == (level == 0), (name, kind, level, semantics)
+        with resident.held():
+            with resident.applied(resident.draw(trial)):
+                assert weights_digest(alexnet) == expected, (name, kind, level, semantics)
+            assert weights_digest(alexnet) == clean
+            with pytest.raises(RuntimeError, match="block failed"):
+                with resident.applied(resident.draw(trial)):
+                    raise RuntimeError("block failed")
+            assert weights_digest(alexnet) == clean
     edits = ResidentGroup(alexnet, groups["dense_2"], MODEL_ID)
     with edits.held():
         node = edits.draw(Trial("dense_2", "node", 0.5, 0))
@@ -324,6 +325,31 @@ def test_a_failed_draw_stops_the_run_and_leaves_the_weights_as_they_were(alexnet
                           batch_size=BATCH, on_result=lambda trial, *_: reported.append(trial))
     assert reported == trials[:1]
     assert weights_digest(alexnet) == before
+
+
+def test_a_failed_trial_stops_the_run_cancels_queued_draws_and_restores_the_weights(
+        alexnet, images, alexnet_labels, monkeypatch):
+    monkeypatch.setattr(engine, "draw_threads", lambda: 4)
+    trials = grid(["dense_2"], kinds=("synapse",), levels=(0.5,), repeats=range(10))
+    real_count, real_draw, runs, drawn = engine._count, ResidentGroup.draw, [], []
+
+    def count(scores_of, batches):
+        runs.append(1)
+        if len(runs) == 2:
+            raise RuntimeError("this trial failed")
+        return real_count(scores_of, batches)
+
+    def draw(self, trial):
+        drawn.append(trial)
+        return real_draw(self, trial)
+
+    monkeypatch.setattr(engine, "_count", count)
+    monkeypatch.setattr(ResidentGroup, "draw", draw)
+    before = weights_digest(alexnet)
+    with pytest.raises(RuntimeError, match="this trial failed"):
+        engine.run_layers(alexnet, images, alexnet_labels, weight_groups(alexnet), trials, MODEL_ID, batch_size=BATCH)
+    assert weights_digest(alexnet) == before, "the failed trial's weights were put back"
+    assert len(drawn) < len(trials), "queued draws were cancelled, not run"
 
 
 # --- several devices -------------------------------------------------------------------------

@@ -454,3 +454,8 @@ def test_sigma_is_remembered_only_for_arrays_that_cannot_change():
     assert population_std([view]) == 0.0
     base[:500] = 3.0
     assert population_std([view]) == 1.0
+
+
+def test_a_zero_of_a_list_is_refused_as_a_value_error():
+    with pytest.raises(ValueError, match="must be a boolean array, not list"):
+        check_edit(np.zeros(3, np.float32), Zero([True, False, True]))

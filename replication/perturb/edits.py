@@ -27,8 +27,9 @@ class Zero:
 
     def check(self, array: np.ndarray) -> None:
         """ValueError unless `where` is a boolean mask that broadcasts to `array`'s shape."""
-        if self.where.dtype != np.bool_:
-            raise ValueError(f"a Zero's mask must be boolean, not {self.where.dtype}")
+        if not isinstance(self.where, np.ndarray) or self.where.dtype != np.bool_:
+            found = self.where.dtype if isinstance(self.where, np.ndarray) else type(self.where).__name__
+            raise ValueError(f"a Zero's mask must be a boolean array, not {found}")
         try:
             shape = np.broadcast_shapes(self.where.shape, array.shape)
         except ValueError:
@@ -49,7 +50,7 @@ def check_edit(array: np.ndarray, edit) -> None:
 
 
 def materialize(array: np.ndarray, edit) -> np.ndarray:
-    """The array's perturbed values as a new array (a Zero applied to a copy)."""
+    """The array's perturbed values: a Zero applied to a copy, or the new values as given."""
     if isinstance(edit, Zero):
         return np.where(edit.where, np.zeros((), array.dtype), array)
     return edit

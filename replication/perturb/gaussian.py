@@ -47,18 +47,18 @@ def population_std(arrays) -> float:
 
     Sums accumulate in float64 without float64 copies of the weights (np.std with
     dtype=float64 makes two, 300 MB each for dense_1). Arrays that own their data and are
-    read-only (`run.resident` holds a layer's originals so, for all of its trials) are
-    remembered while they live: their σ is computed once, not once per trial.
+    read-only (`run.resident` holds a layer's originals so while its trials run) are
+    remembered while they live: their σ is computed once for all those trials.
     """
-    frozen = all(a.flags.owndata and not a.flags.writeable for a in arrays)
+    if not all(a.flags.owndata and not a.flags.writeable for a in arrays):
+        return _population_std(arrays)
     key = tuple(id(a) for a in arrays)
-    with _LOCK:  # the engine draws trials on several threads
-        refs, sigma = _FROZEN_SIGMAS.get(key, ((), None)) if frozen else ((), None)
-    if sigma is not None and len(refs) == len(arrays) and all(ref() is a for ref, a in zip(refs, arrays)):
-        return sigma
-    sigma = _population_std(arrays)
-    if frozen:
-        with _LOCK:
+    # One lock for computing and remembering: the engine draws several trials of a layer at
+    # once, and they should wait for one σ rather than each compute it.
+    with _LOCK:
+        refs, sigma = _FROZEN_SIGMAS.get(key, ((), None))
+        if sigma is None or len(refs) != len(arrays) or any(ref() is not a for ref, a in zip(refs, arrays)):
+            sigma = _population_std(arrays)
             for stale in [k for k, (refs, _) in _FROZEN_SIGMAS.items() if any(ref() is None for ref in refs)]:
                 del _FROZEN_SIGMAS[stale]
             _FROZEN_SIGMAS[key] = ([weakref.ref(a) for a in arrays], sigma)

@@ -46,7 +46,7 @@ from replication.run.resident import ResidentGroup
 from replication.run.scoring import scores_model, topk_correct
 
 MODES = ("optimised", "decoded", "naive")
-DRAWS_BYTES = 2 * 2**30  # host memory for trials' edits drawn ahead, at most
+DRAWS_BYTES = 2 * 2**30  # host memory a host gives to trials' edits drawn ahead (see _draws_ahead)
 
 
 def zeroed_units(model, group, trial, seed_scope, semantics="paper") -> np.ndarray | None:
@@ -151,7 +151,8 @@ class _Stage:
     tallies: list = field(default_factory=list)
 
 
-def _optimised_stream(model, images, labels, groups, trials, seed_scope, semantics, batch_size, memory_bytes):
+def _optimised_stream(model, images, labels, groups, trials, seed_scope, semantics, batch_size, memory_bytes,
+                      streams=1):
     scoring = scores_model(model)
     stages = []
     for group in groups:
@@ -189,7 +190,7 @@ def _optimised_stream(model, images, labels, groups, trials, seed_scope, semanti
     chunk = _plan_caches(scoring, stages, images, memory_bytes, batch_size)
 
     def run(report):
-        _staged_loop(stages, images, labels, chunk, batch_size, report)
+        _staged_loop(stages, images, labels, chunk, batch_size, report, streams)
 
     return run
 
@@ -214,11 +215,13 @@ def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
     return max(batch_size, memory_bytes // peak // batch_size * batch_size)
 
 
-def _staged_loop(stages, images, labels, chunk, batch_size, report):
+def _staged_loop(stages, images, labels, chunk, batch_size, report, streams=1):
     """Chunks of images outside, stages in network order inside, each stage's trials inside
     that. A trial reports when its last chunk is done, so with one chunk every trial
     reports as soon as it has run. A trial's seconds are its own run time (waiting for its
-    draw included) plus an equal share of the time spent building its stage's caches.
+    draw included) plus an equal share of the time spent building its stage's caches and
+    copying its layer's originals; a draw made while another trial ran is in no trial's
+    seconds.
 
     While one trial runs on the device, host threads draw the next trials' edits
     (`draw_threads`), so the host's NumPy work overlaps the network's (NumPy and
@@ -228,62 +231,72 @@ def _staged_loop(stages, images, labels, chunk, batch_size, report):
     starts = list(range(0, n, chunk)) or [0]
     for stage in stages:
         stage.tallies = [[Fraction(0), Fraction(0), 0.0] for _ in stage.trials]
-    depth = draw_threads()
+    depth = max(1, draw_threads() // streams)
     with ThreadPoolExecutor(depth, thread_name_prefix="draw") as drawer:
         for i, start in enumerate(starts):
             stop = min(start + chunk, n)
             cache = None
             for stage in stages:
+                if not stage.from_previous:
+                    cache = None  # free the previous stage's cache before this one is built
+                t0 = time.perf_counter()
                 with stage.resident.held() if stage.resident else contextlib.nullcontext():
-                    cache = _run_stage(stage, drawer, depth, cache, images, labels, start, stop, batch_size,
-                                       report if i == len(starts) - 1 else None)
+                    stage.seconds += time.perf_counter() - t0  # copying the originals: the stage's cost
+                    cache = _run_stage(stage, drawer, depth, DRAWS_BYTES // streams, cache, images, labels,
+                                       start, stop, batch_size, report if i == len(starts) - 1 else None)
 
 
-def _run_stage(stage, drawer, depth, cache, images, labels, start, stop, batch_size, report):
+def _run_stage(stage, drawer, depth, draws_bytes, cache, images, labels, start, stop, batch_size, report):
     """One stage on one chunk: its cache, from the previous stage's `cache` or the images,
     then its trials, tallied; with `report` (the last chunk) each trial reports. Returns
-    the stage's cache."""
-    # The first draw starts before the cache is built, and so overlaps it.
-    ahead = _draws_ahead(drawer, stage, depth)
-    t0 = time.perf_counter()
-    if stage.from_previous:
-        cache = [(stage.make(*values), y) for values, y in cache]
-    else:
-        cache = None  # free the previous stage's cache first
-        # Held as tensors even where the frontier is the images themselves: on a GPU
-        # they then stay in its memory instead of being copied there for every trial.
-        batches = _image_batches(images, labels, start, stop, batch_size)
-        cache = [(stage.make(*map(tf.convert_to_tensor, values)), y) for values, y in batches]
-    stage.seconds += time.perf_counter() - t0
-    for trial, tally in zip(stage.trials, stage.tallies):
+    the stage's cache. Draws still queued when it ends (after an error) are cancelled."""
+    # The first draws start before the cache is built, and so overlap it.
+    ahead, queued = _draws_ahead(drawer, stage, depth, draws_bytes)
+    try:
         t0 = time.perf_counter()
-        top1, top5 = stage.run_trial(trial, cache, next(ahead))
-        tally[0] += top1
-        tally[1] += top5
-        tally[2] += time.perf_counter() - t0
-        if report is not None:
-            report(trial, tally[0], tally[1], tally[2] + stage.seconds / len(stage.trials))
+        if stage.from_previous:
+            cache = [(stage.make(*values), y) for values, y in cache]
+        else:
+            # Held as tensors even where the frontier is the images themselves: on a GPU
+            # they then stay in its memory instead of being copied there for every trial.
+            batches = _image_batches(images, labels, start, stop, batch_size)
+            cache = [(stage.make(*map(tf.convert_to_tensor, values)), y) for values, y in batches]
+        stage.seconds += time.perf_counter() - t0
+        for trial, tally in zip(stage.trials, stage.tallies):
+            t0 = time.perf_counter()
+            top1, top5 = stage.run_trial(trial, cache, next(ahead))
+            tally[0] += top1
+            tally[1] += top5
+            tally[2] += time.perf_counter() - t0
+            if report is not None:
+                report(trial, tally[0], tally[1], tally[2] + stage.seconds / len(stage.trials))
+    finally:
+        for future in queued:  # after an error: the draws that have not started never will
+            future.cancel()
     return cache
 
 
 def draw_threads() -> int:
-    """How many trials' edits are drawn at once, each on its own host thread: half the
-    host's cores, at least 1 and at most 8. Each trial's draw is an independent NumPy
-    stream, so draws of different trials run in parallel (NumPy releases the GIL); on a
-    GPU this is what keeps the host's draws of a dense layer from bounding its trials."""
+    """How many trials' edits a host draws at once, each on its own thread: half the host's
+    cores, at least 1 and at most 8, shared among the device streams. Each trial's draw is
+    an independent NumPy stream, so draws of different trials run in parallel (NumPy
+    releases the GIL); on a GPU this is what keeps the host's draws of a dense layer from
+    bounding its trials."""
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
-def _draws_ahead(drawer, stage, depth: int):
-    """An iterator over the stage's trials' edits, in order. Up to `depth` trials ahead are
-    drawn on `drawer` while the current trial runs; the first draws start now. At most
-    depth + 1 trials' edits are held at once, and fewer where that would pass DRAWS_BYTES."""
+def _draws_ahead(drawer, stage, depth: int, draws_bytes: int):
+    """An iterator over the stage's trials' edits, in order, and the deque of the draws it
+    has queued (for cancelling them). Up to `depth` trials ahead are
+    drawn on `drawer` while the current trial runs; the first draws start now. It holds
+    depth + 1 trials' edits at most, fewer where their new values (as large as the layer)
+    would pass `draws_bytes`, and never fewer than two; the draws' own temporaries are not
+    counted."""
     if stage.resident is None or not stage.trials:
-        return iter([None] * len(stage.trials))
+        return iter([None] * len(stage.trials)), collections.deque()
     draw = stage.resident.draw
-    # New values (Gaussian noise) are as large as the layer: hold no more than DRAWS_BYTES.
     layer_bytes = sum(a.nbytes for member in stage.resident.originals for a in member)
-    depth = max(1, min(depth, DRAWS_BYTES // max(layer_bytes, 1) - 1))
+    depth = max(1, min(depth, draws_bytes // max(layer_bytes, 1) - 1))
     pending = collections.deque(drawer.submit(draw, t) for t in stage.trials[:depth])
 
     def in_turn():
@@ -293,7 +306,7 @@ def _draws_ahead(drawer, stage, depth: int):
                 pending.append(drawer.submit(draw, following))
             yield edits
 
-    return in_turn()
+    return in_turn(), pending
 
 
 # --- several devices --------------------------------------------------------------------------
@@ -397,7 +410,8 @@ def run_layers(
 
                 run = _whole_model_stream(replica, group_of, share, decoded, seed_scope, semantics)
             else:
-                run = _optimised_stream(replica, images, labels, groups, share, seed_scope, semantics, batch_size, memory_bytes)
+                run = _optimised_stream(replica, images, labels, groups, share, seed_scope, semantics, batch_size,
+                                        memory_bytes, streams=len(placements))
         streams.append((device, run))
 
     def run_stream(device, run):
