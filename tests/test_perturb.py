@@ -411,7 +411,7 @@ def test_a_zero_sets_positive_zero_where_masked_and_keeps_every_other_bit():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (Zero(np.array([1, 0, 0])), "must be boolean"),
+    (Zero(np.array([1, 0, 0])), "must be a boolean array"),
     (Zero(np.ones((2, 2), bool)), "does not broadcast"),
     (Zero(np.ones((3, 2, 3), bool)), "does not broadcast"),  # would enlarge the array
     (np.zeros((2, 3), np.float64), "shape and dtype"),
