@@ -317,7 +317,6 @@ def host_work(args) -> None:
                         pass
                     old = time.perf_counter() - t0
                     with resident.held():
-                        layer_bytes = sum(a.nbytes for member in resident.originals for a in member)
                         # A sweep's steady state: σ is remembered after a layer's first Gaussian trial.
                         resident.draw(Trial(group.name, perturbation, 0.5, 1))
                         t0 = time.perf_counter()
@@ -333,7 +332,7 @@ def host_work(args) -> None:
                     gpu = macs[group.name] * 50_000 / (args.gpu_gmacs * 1e9)
                     cpu_extra = max(draw / threads, cpu) - cpu + apply_restore
                     gpu_extra = (max(draw / args.gpu_host_threads, gpu) - gpu + sent / (args.pcie_gbs * 1e9)
-                                 + 4 * layer_bytes / (args.gpu_memory_gbs * 1e9))
+                                 + 4 * resident.nbytes / (args.gpu_memory_gbs * 1e9))
                     print(f"{group.name:10s} {perturbation:12s} {old:11.3f} {draw:7.3f} {apply_restore:15.3f} "
                           f"{sent / 1e6:12.1f} {cpu:13.1f} {_share(old, cpu):>9s} {_share(cpu_extra, cpu):>8s} "
                           f"{gpu:13.2f} {_share(old, gpu):>9s} {_share(gpu_extra, gpu):>8s}", flush=True)
@@ -349,8 +348,8 @@ def _parallel_draws(model, groups, scope) -> None:
     from replication.run.resident import ResidentGroup
 
     cores = os.cpu_count() or 1
-    largest = max(groups.values(), key=lambda g: sum(np.prod(v.shape) for v in ResidentGroup(model, g, scope).variables))
-    resident = ResidentGroup(model, largest, scope)
+    resident = max((ResidentGroup(model, g, scope) for g in groups.values()), key=lambda r: r.nbytes)
+    largest = resident.group
     trials = [Trial(largest.name, "gaussian", 0.5, r) for r in range(2 * cores)]
     with resident.held():
         resident.draw(trials[0])  # warm up

@@ -57,7 +57,7 @@ def population_std(arrays) -> float:
     # once, and they should wait for one σ rather than each compute it.
     with _LOCK:
         refs, sigma = _FROZEN_SIGMAS.get(key, ((), None))
-        if sigma is None or len(refs) != len(arrays) or any(ref() is not a for ref, a in zip(refs, arrays)):
+        if sigma is None or any(ref() is not a for ref, a in zip(refs, arrays)):
             sigma = _population_std(arrays)
             for stale in [k for k, (refs, _) in _FROZEN_SIGMAS.items() if any(ref() is None for ref in refs)]:
                 del _FROZEN_SIGMAS[stale]

@@ -295,8 +295,7 @@ def _draws_ahead(drawer, stage, depth: int, draws_bytes: int):
     if stage.resident is None or not stage.trials:
         return iter([None] * len(stage.trials)), collections.deque()
     draw = stage.resident.draw
-    layer_bytes = sum(a.nbytes for member in stage.resident.originals for a in member)
-    depth = max(1, min(depth, draws_bytes // max(layer_bytes, 1) - 1))
+    depth = max(1, min(depth, draws_bytes // max(stage.resident.nbytes, 1) - 1))
     pending = collections.deque(drawer.submit(draw, t) for t in stage.trials[:depth])
 
     def in_turn():

@@ -46,6 +46,11 @@ class ResidentGroup:
         self.variables = [v for layer in self.layers for v in layer.weights]
         self.originals = self.resident = None
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the group's weights: what one trial's new values take."""
+        return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in self.variables)
+
     @contextlib.contextmanager
     def held(self):
         """Within the block the originals are held on the host and on the current device
