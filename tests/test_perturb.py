@@ -237,26 +237,29 @@ def test_chw_rows_in_hwc_maps_the_authors_flatten_onto_ours():
     assert order[1] == 4 and order[6] == 1  # authors' (c0, h0, w1) is our row 1·4; their (c1, h0, w0) our row 1
 
 
-def test_authors_code_dense_rows_follow_the_authors_flatten_with_row_order():
-    """dense_1 knocked out the authors' way on our HWC rows computes what their CHW model computes."""
+def test_authors_code_dense_rows_follow_the_authors_flatten_of_the_group():
+    """dense_1 knocked out the authors' way on our HWC rows computes what their CHW model computes:
+    node knockout finds the rows through the group's flatten_hwc, which the mechanism passes."""
     rng = np.random.default_rng(4)
     hwc = (2, 3, 4)
     order = chw_rows_in_hwc(hwc)
+    group = WeightGroup("dense_1", ("dense_1",), "fc6", flatten_hwc=hwc)
     w_ours, b = nonzero(rng, (24, 16)), nonzero(rng, (16,))  # 16 units < 24 rows: every index is a row
     w_authors = w_ours[order]  # their row r is our row order[r]
     level = 0.5
     theirs = perturb_arrays([[w_authors, b]], "node", level, np.random.default_rng(9), "authors_code")[0]
-    ours = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code", row_order=order)[0]
+    ours = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code", group=group)[0]
     unmapped = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code")[0]
     x = rng.normal(size=(5, *hwc))
     x_ours, x_authors = x.reshape(5, -1), x.transpose(0, 3, 1, 2).reshape(5, -1)
     np.testing.assert_allclose(x_ours @ ours[0] + ours[1], x_authors @ theirs[0] + theirs[1], rtol=1e-6)
     assert not np.allclose(x_ours @ unmapped[0], x_authors @ theirs[0])  # without the map: other rows
     np.testing.assert_array_equal(ours[1], theirs[1])
-    paper = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "paper", row_order=order)[0]
+    paper = perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "paper", group=group)[0]
     assert len(dead_units(paper)) == 8 and (paper[0] != 0).sum() == 24 * 8  # the paper's reading: rows untouched
+    wrong = WeightGroup("dense_1", ("dense_1",), "fc6", flatten_hwc=(1, 2, 5))
     with pytest.raises(ValueError, match="row_order"):
-        perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code", row_order=order[:10])
+        perturb_arrays([[w_ours, b]], "node", level, np.random.default_rng(9), "authors_code", group=wrong)
 
 
 def test_authors_code_equals_paper_for_a_single_conv(model):

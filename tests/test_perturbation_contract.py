@@ -153,3 +153,37 @@ def test_levels_out_of_range_are_refused(name):
     for level in bad:
         with pytest.raises(ValueError, match="levels must lie in"):
             perturb_arrays(arrays, name, level, np.random.default_rng(0))
+
+
+def test_a_perturbation_that_asks_for_its_group_gets_it(model):
+    """The registry's `group` contract: a perturbation declaring `group` receives the trial's
+    WeightGroup from the mechanism (`perturbed`, `trial_edits`, hence the engine's resident
+    path), and None on bare arrays; one without the parameter is called without it."""
+    from replication.perturb import register_perturbation, trial_edits
+
+    seen = []
+
+    @register_perturbation("contract_group_probe", title="Group probe", level_label="level", max_level=1.0)
+    def probe(originals, level, rng, semantics, group=None):
+        seen.append(group)
+        return [[np.array(a, copy=True) for a in arrays] for arrays in originals]
+
+    group = weight_groups(model)["dense"]
+    trial = Trial("dense", "contract_group_probe", 0.5, 0)
+    with perturbed(model, group, trial, SCOPE):
+        pass
+    trial_edits(group_weights(model, "dense"), group, trial, SCOPE)
+    perturb_arrays(group_weights(model, "dense"), "contract_group_probe", 0.5, np.random.default_rng(0))
+    assert seen == [group, group, None]
+    assert get_perturbation("contract_group_probe").takes_group and not get_perturbation("synapse").takes_group
+
+
+def test_the_mechanism_names_no_perturbation():
+    """apply.py passes every perturbation the same context; none is singled out by name."""
+    from pathlib import Path
+
+    import replication.perturb.apply as apply
+
+    source = Path(apply.__file__).read_text()
+    named = [name for name in ("synapse", "node", "gaussian") if f'"{name}"' in source or f"'{name}'" in source]
+    assert named == []

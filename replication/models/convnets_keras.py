@@ -28,7 +28,7 @@ import numpy as np
 from replication.errors import ReplicationError
 from replication.models.alexnet import paper_weight_groups
 from replication.models.groups import set_weight_groups
-from replication.models.keras1 import LayerWeights, write_keras1_weights
+from replication.models.keras1 import LayerWeights, load_keras1_weights, write_keras1_weights
 from replication.models.layers import LRN, grouped_conv2d
 from replication.models.registry import register_model
 
@@ -108,6 +108,7 @@ def build_convnets_keras(image_size: int = IMAGE_SIZE) -> keras.Model:
     title="AlexNet (convnets-keras)",
     weights_format="keras1",
     preprocessing=PREPROCESSING,
+    load_weights=load_keras1_weights,
 )
 def convnets_keras(input_shape=None) -> keras.Model:
     """heuritech's convnets-keras AlexNet, the paper's own (pool before LRN, k = 2, RGB input).

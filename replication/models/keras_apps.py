@@ -164,8 +164,11 @@ def _register(app: KerasApplication) -> None:
 
     build.__doc__ = f"keras.applications.{app.constructor}, scoring its logits (build_keras_application)."
     build.__name__ = app.name
+    def load(model: keras.Model, path) -> keras.Model:
+        return load_keras_weights(model, path, app.name)
+
     register_model(app.name, title=app.title, zoo_file=app.zoo_file, weights_format=KERAS_APPLICATIONS,
-                   preprocessing=app.preprocessing)(build)
+                   preprocessing=app.preprocessing, load_weights=load)(build)
 
 
 for _app in APPLICATIONS.values():

@@ -34,6 +34,9 @@ class ModelSpec:
     # what --weights takes: "caffe" (convert's HDF5), "keras1" or "keras_applications"
     weights_format: str = "caffe"
     preprocessing: dict | None = None  # Preprocessing fields its weights were trained with
+    # (model, weights) -> model: how its weight file is read; None for convert's HDF5.
+    # Registered by the module that defines the format, so the registry imports none of them.
+    load_weights: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ def register_model(
     zoo_file: str | None = None,
     weights_format: str = "caffe",
     preprocessing: dict | None = None,
+    load_weights: Callable | None = None,
 ):
     """Decorator: register `builder(input_shape=None) -> keras.Model` under `name`.
 
@@ -72,15 +76,20 @@ def register_model(
             for a Keras Applications weight file (models.keras_apps), both loaded as they are.
         preprocessing: the data.Preprocessing fields (resize, crop, mean, resize_filter)
             the commands use for this model unless told otherwise; None for Caffe's.
+        load_weights: `(model, weights) -> model`, the reader of its weight file; required
+            for "keras1" and "keras_applications", None for the HDF5 file of convert.
 
     Returns:
         The decorator, which returns the builder unchanged.
     """
     if weights_format not in WEIGHTS_FORMATS:
         raise ValueError(f"weights_format must be one of {WEIGHTS_FORMATS}, not {weights_format!r}")
+    if (weights_format == "caffe") != (load_weights is None):
+        raise ValueError("give load_weights exactly when weights_format is not 'caffe'")
 
     def register(builder):
-        spec = ModelSpec(name, builder, title, zoo_file, weights_format, dict(preprocessing or {}) or None)
+        spec = ModelSpec(name, builder, title, zoo_file, weights_format, dict(preprocessing or {}) or None,
+                         load_weights)
         _MODELS.add(name, spec, key=builder)
         return builder
 
@@ -142,14 +151,10 @@ def create_model(model, weights=None, *, input_shape=None):
         built = build_from_prototxt(path, input_shape=input_shape)
     if weights is None:
         return built
+    if spec is not None and spec.load_weights is not None:
+        return spec.load_weights(built, weights)
     from replication.models import keras1
 
-    if spec is not None and spec.weights_format == "keras1":
-        return keras1.load_keras1_weights(built, weights)
-    if spec is not None and spec.weights_format == "keras_applications":
-        from replication.models.keras_apps import load_keras_weights
-
-        return load_keras_weights(built, weights, spec.name)
     if keras1.keras_layout(weights) is not None:
         takers = [m for m in list_models() if get_model_spec(m).weights_format in ("keras1", "keras_applications")]
         raise ReplicationError(

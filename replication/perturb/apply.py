@@ -12,13 +12,12 @@ import numpy as np
 
 from replication.models.groups import group_layers
 from replication.perturb.edits import check_edit, materialize
-from replication.perturb.knockout import chw_rows_in_hwc
 from replication.perturb.registry import check_semantics, get_perturbation
 from replication.perturb.trials import Trial, trial_rng
 
 
 def perturb_arrays(originals: list[list[np.ndarray]], perturbation: str, level: float, rng: np.random.Generator,
-                   semantics="paper", **options) -> list[list[np.ndarray]]:
+                   semantics="paper", group=None) -> list[list[np.ndarray]]:
     """Perturbed copies of one layer's weights; `originals` is left untouched.
 
     Args:
@@ -27,13 +26,13 @@ def perturb_arrays(originals: list[list[np.ndarray]], perturbation: str, level: 
         level: its level, checked against the perturbation's range.
         rng: the trial's generator; the only source of randomness.
         semantics: one of `registry.SEMANTICS`.
-        options: keyword arguments only some perturbations take (node knockout's
-            `row_order` under "authors_code").
+        group: the `models.groups.WeightGroup` the arrays belong to, for perturbations
+            that declare a `group` parameter (`registry`); None for bare arrays.
 
     Returns:
         Lists of the same shapes and dtypes, ready for `layer.set_weights`.
     """
-    return materialize_all(originals, perturb_edits(originals, perturbation, level, rng, semantics, **options))
+    return materialize_all(originals, perturb_edits(originals, perturbation, level, rng, semantics, group))
 
 
 def materialize_all(originals, edits) -> list[list[np.ndarray]]:
@@ -42,7 +41,7 @@ def materialize_all(originals, edits) -> list[list[np.ndarray]]:
 
 
 def perturb_edits(originals: list[list[np.ndarray]], perturbation: str, level: float, rng: np.random.Generator,
-                  semantics="paper", **options) -> list:
+                  semantics="paper", group=None) -> list:
     """What the perturbation does to each array, as it returned it: new values or an
     `edits.Zero`, checked against `originals`; arguments as `perturb_arrays`. The same
     draws as `perturb_arrays`, without materializing the Zeros."""
@@ -52,7 +51,7 @@ def perturb_edits(originals: list[list[np.ndarray]], perturbation: str, level: f
     for arrays in originals:
         if len(arrays) not in (1, 2) or (len(arrays) == 2 and arrays[1].shape != arrays[0].shape[-1:]):
             raise ValueError(f"expected [kernel] or [kernel, bias(units)], got shapes {[a.shape for a in arrays]}")
-    edits = spec.apply(originals, level, rng, semantics, **options)
+    edits = spec.edits(originals, level, rng, semantics, group)
     if [len(m) for m in edits] != [len(m) for m in originals]:
         raise ValueError(f"{perturbation} returned {[len(m) for m in edits]} arrays per member, "
                          f"expected {[len(m) for m in originals]}")
@@ -97,12 +96,9 @@ def _perturb_trial(originals, group, trial: Trial, seed_scope: str, semantics: s
 
 def trial_edits(originals, group, trial: Trial, seed_scope: str, semantics="paper") -> list:
     """`perturb_edits` for `trial` on `group`, whose weights are `originals`, with the
-    trial's own generator: what `perturbed` applies, unmaterialized."""
-    options = {}
-    if semantics == "authors_code" and trial.perturbation == "node" and group.flatten_hwc is not None:
-        # The authors' extra input rows are numbered in their channel-first flatten.
-        options["row_order"] = chw_rows_in_hwc(group.flatten_hwc)
-    return perturb_edits(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics, **options)
+    trial's own generator: what `perturbed` applies, unmaterialized. Every perturbation
+    that asks for it gets `group` (`registry`)."""
+    return perturb_edits(originals, trial.perturbation, trial.level, trial_rng(seed_scope, trial), semantics, group)
 
 
 def _bits_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:

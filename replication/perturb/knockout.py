@@ -14,7 +14,8 @@ paper's description of node knockout:
   (W[idx, :] as well as W[:, idx]) where such a row exists. Those indices are row
   numbers of the authors' model. Where a dense layer reads a flattened spatial tensor
   (AlexNet's dense_1 reads pool5), their Theano model flattened it (C, H, W) and ours
-  (H, W, C), so the caller passes `row_order` (`chw_rows_in_hwc`) to find the same rows.
+  (H, W, C), so node knockout reads the group's `flatten_hwc` to find the same rows
+  (`chw_rows_in_hwc`).
 
 Both return `edits.Zero`s, the entries they zero, rather than perturbed copies.
 
@@ -117,20 +118,23 @@ def chw_rows_in_hwc(flatten_hwc: tuple[int, int, int]) -> np.ndarray:
 
 
 @register_perturbation("node", title="Node knockout", level_label="proportion of nodes knocked out", max_level=1.0)
-def node_knockout(originals, level, rng, semantics="paper", row_order=None):
+def node_knockout(originals, level, rng, semantics="paper", group=None):
     """Zero the incoming weights and bias of floor(level·units) of the group's units.
 
     Args:
         originals, level, rng, semantics: as every perturbation (`perturb.registry`).
-        row_order: only for "authors_code" on a dense layer that reads a flattened
-            spatial tensor: `chw_rows_in_hwc` of it, so that the input rows the authors'
-            code zeroes (row numbers of their channel-first flatten) are found in ours.
-            None: rows are numbered alike in both models (a dense layer after a dense layer).
+        group: the layer's `WeightGroup`. Read only under "authors_code", for a dense
+            layer that reads a flattened spatial tensor (`flatten_hwc` set): the input
+            rows the authors' code zeroes are row numbers of their channel-first
+            flatten, found in ours through `chw_rows_in_hwc`. None, or no flatten_hwc:
+            rows are numbered alike in both models (a dense layer after a dense layer).
 
     Returns:
         One `Zero` per array of `originals`.
     """
     units = knocked_out_units([arrays[0].shape[-1] for arrays in originals], level, rng, semantics)
+    flatten = getattr(group, "flatten_hwc", None)
+    row_order = chw_rows_in_hwc(flatten) if semantics == "authors_code" and flatten is not None else None
     kernels, biases = [], []
     for arrays, idx in zip(originals, units):
         w = arrays[0]

@@ -19,9 +19,15 @@ tests/test_perturbation_contract.py):
   trial is reproducible alone;
 - level 0 returns the weights bit-for-bit unchanged;
 - the group's members are perturbed as one layer (a split convolution is one layer);
-- `semantics` is one of `SEMANTICS`; a perturbation that does not depend on it ignores it.
+- `semantics` is one of `SEMANTICS`; a perturbation that does not depend on it ignores it;
+- a perturbation that needs to know which layer it acts on declares a keyword parameter
+  `group`: it then receives the `models.groups.WeightGroup` of the trial (its name, its
+  members, and `flatten_hwc`, the spatial layout a dense layer's input rows were flattened
+  from), or None when called on bare arrays. The mechanism passes it to every perturbation
+  that asks and names none of them.
 """
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +51,13 @@ class Perturbation:
     title: str  # for figure titles and reports: "Synapse knockout"
     level_label: str  # what the level means, for axis labels
     max_level: float  # levels lie in [0, max_level]; math.inf for unbounded
+    takes_group: bool = False  # whether `apply` declares the keyword parameter `group`
+
+    def edits(self, originals, level: float, rng, semantics: str, group=None):
+        """Call the registered function, with the weight group when it asks for it."""
+        if self.takes_group:
+            return self.apply(originals, level, rng, semantics, group=group)
+        return self.apply(originals, level, rng, semantics)
 
     def check_level(self, level) -> float:
         """`level` as a float, or ValueError when it is not a finite level in range."""
@@ -56,7 +69,7 @@ class Perturbation:
 
 
 def register_perturbation(name: str, *, title: str, level_label: str, max_level: float = math.inf):
-    """Decorator: register `function(originals, level, rng, semantics)` under `name`.
+    """Decorator: register `function(originals, level, rng, semantics[, group])` under `name`.
 
     Args:
         name: the perturbation's name in results tables, grids and on the command line.
@@ -71,7 +84,9 @@ def register_perturbation(name: str, *, title: str, level_label: str, max_level:
         raise ValueError(f"a perturbation name must be an identifier, not {name!r}")
 
     def register(function):
-        _REGISTRY.add(name, Perturbation(name, function, title, level_label, float(max_level)), key=function)
+        takes_group = "group" in inspect.signature(function).parameters
+        _REGISTRY.add(name, Perturbation(name, function, title, level_label, float(max_level), takes_group),
+                      key=function)
         return function
 
     return register
