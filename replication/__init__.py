@@ -5,6 +5,7 @@ The public API, in the order data flows (files → weights → model → trials 
 table → statistics → figures):
 
     import replication as rp
+    rp.run_experiment(1, "alexnet", "bvlc_alexnet.h5", "ILSVRC2012_val")  # Figure 1, files to figure
     rp.convert_caffemodel("bvlc_alexnet.caffemodel", "bvlc_alexnet.h5")        # Caffe file -> HDF5
     model = rp.create_model("alexnet", "bvlc_alexnet.h5")           # registered model + weights
     rp.weight_groups(model)                                         # its layers: conv_1 … dense_3
@@ -61,7 +62,16 @@ _API = {
     "read_recovery": "replication.recovery.table",
     "Training": "replication.recovery.train",
     "run_study": "replication.recovery.study",
+    # experiments, from files to figure in one call
+    "run_experiment": "replication.experiment",
+    "ExperimentResult": "replication.experiment",
+    "reproduce": "replication.experiment",
+    "model_preprocessing": "replication.experiment",
+    "missing_inputs": "replication.inputs",
+    "MissingInputs": "replication.inputs",
     # analysis
+    "compare_claims": "replication.analysis.comparison",
+    "write_table1": "replication.analysis.table1",
     "EXPERIMENTS": "replication.analysis.experiments",
     "Experiment": "replication.analysis.experiments",
     "claims_table": "replication.analysis.claims",

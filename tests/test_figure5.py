@@ -185,23 +185,24 @@ def test_the_claims_are_not_applicable_to_other_models_metrics_or_missing_runs()
 
 
 def test_reproduce_runs_figure5_only_with_the_vgg16_weights(tmp_path, monkeypatch):
-    from replication.commands.reproduce import figure5_plan
+    from replication.commands.figure import experiment_options
+    from replication.experiment import figure5_options
 
     monkeypatch.chdir(tmp_path)
     args = parse_figure_args(1, ["--data", str(tmp_path), "--limit", "100", "--layers", "conv_1", "--mean", "pixel",
                                  "--devices", "cpu:2", "--no-progress", "--out", "out"])
-    argv, line = figure5_plan(args)
-    assert argv is None and "Figure 5 (VGG-16) skipped" in line and "download vgg16" in line
+    options = {**experiment_options(args), "data": args.data}
+    keywords, line = figure5_options(options)
+    assert keywords is None and "Figure 5 (VGG-16) skipped" in line and "download vgg16" in line
     (tmp_path / "caffe_weights").mkdir()
     (tmp_path / "caffe_weights" / "vgg16_weights_tf_dim_ordering_tf_kernels.h5").write_bytes(b"")
-    argv, line = figure5_plan(args)
+    keywords, line = figure5_options(options)
     assert "runs on caffe_weights/vgg16_weights_tf_dim_ordering_tf_kernels.h5" in line
-    assert argv[:4] == ["--model", "vgg16", "--weights", "caffe_weights/vgg16_weights_tf_dim_ordering_tf_kernels.h5"]
-    assert {"--data", "--limit", "--out", "--devices", "--no-progress"} <= set(argv)
-    assert not {"--layers", "--mean", "--resize", "--crop"} & set(argv)  # AlexNet's, not VGG-16's
-    assert argv[argv.index("--devices") + 1] == "cpu:2"
-    figure5_args = parse_figure_args(5, argv)
-    assert (figure5_args.model, figure5_args.mean, figure5_args.limit) == ("vgg16", "keras_caffe", 100)
+    assert keywords["model"] == "vgg16"
+    assert str(keywords["weights"]) == "caffe_weights/vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    assert {"data", "limit", "out", "devices", "progress"} <= set(keywords)
+    assert not {"layers", "preprocessing"} & set(keywords)  # AlexNet's, not VGG-16's
+    assert (keywords["devices"], keywords["limit"], keywords["progress"]) == (["cpu:2"], 100, False)
 
 
 @pytest.mark.parametrize("number", [1, 3, 5])

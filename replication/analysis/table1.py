@@ -586,3 +586,30 @@ def format_markdown(table: pd.DataFrame, verdict_: Verdict | None = None) -> str
         text += "\n" + MOST_DIFFERENT[0].upper() + MOST_DIFFERENT[1:] + "\n\n"
         text += "".join(f"- {line}\n" for line in verdict_.most_different())
     return text
+
+
+def write_table1(model, weights, csv=None, markdown=None) -> tuple[str, list]:
+    """Table 1 for a weight file, beside the paper's, as `table1` prints and writes it.
+
+    Args:
+        model: a registered model's name or a deploy .prototxt (`models.create_model`).
+        weights: its weight file.
+        csv, markdown: where to write the table and verdict too (each atomically), or None.
+
+    Returns:
+        (the printed report, the paths written).
+    """
+    from replication.files import atomic_output
+    from replication.models.registry import create_model
+
+    table = table1(create_model(model, weights))
+    outcome = verdict(table)
+    title = f"Table 1 for {weights} ({model})"
+    written = []
+    for path, text in ((csv, lambda: format_csv(table, outcome, title)), (markdown, lambda: format_markdown(table, outcome))):
+        if path:
+            with atomic_output(path) as tmp:
+                tmp.write_text(text())
+            written.append(path)
+    text = f"{title}, beside the paper's (Cheney, Schrimpf & Kreiman 2017, Table 1):\n\n{format_report(table, outcome)}"
+    return text, written

@@ -251,34 +251,22 @@ def add_image_options(parser, required: bool = False) -> None:
     group.add_argument("--skip-bad", action="store_true", help="leave out unreadable images and list them at the end")
 
 
-# Caffe's preprocessing: the defaults of a model registered without its own.
-_PREPROCESSING_DEFAULTS = {"resize": 256, "crop": 227, "mean": "image", "resize_filter": "bilinear"}
-
-
 def fill_image_defaults(args) -> None:
-    """The defaults that depend on other options: each of --resize, --crop, --mean and
-    --resize-filter not given is the model's own (its registered preprocessing, Caffe's
-    otherwise), and --mean image gets the default mean file."""
-    unset = [key for key in _PREPROCESSING_DEFAULTS if getattr(args, key, None) is None]
-    if unset:
-        defaults = dict(_PREPROCESSING_DEFAULTS)
-        if getattr(args, "model", None) is not None:
-            load_tensorflow(getattr(args, "verbose", False))  # the registry's models import Keras
-            from replication.models.registry import get_model_spec
+    """The defaults that depend on other options: each of --resize, --crop, --mean,
+    --resize-filter and --mean-file not given is the model's own
+    (`experiment.model_preprocessing`)."""
+    from replication.experiment import model_preprocessing
 
-            spec = get_model_spec(args.model)
-            defaults.update(spec.preprocessing if spec is not None and spec.preprocessing else {})
-        for key in unset:
-            setattr(args, key, defaults[key])
-    if args.mean == "image" and args.mean_file is None:
-        args.mean_file = DEFAULT_MEAN_FILE
+    prep = model_preprocessing(args.model, args.resize, args.crop, args.mean, args.resize_filter, args.mean_file)
+    for key in ("resize", "crop", "mean", "resize_filter", "mean_file"):
+        setattr(args, key, getattr(prep, key))
 
 
 def preprocessing(args):
-    from replication.data.preprocessing import Preprocessing
+    """The `data.Preprocessing` of the parsed image options (after `fill_image_defaults`)."""
+    from replication.experiment import model_preprocessing
 
-    return Preprocessing(resize=args.resize, crop=args.crop, mean=args.mean, mean_file=args.mean_file,
-                         resize_filter=getattr(args, "resize_filter", None) or "bilinear")
+    return model_preprocessing(args.model, args.resize, args.crop, args.mean, args.resize_filter, args.mean_file)
 
 
 def open_model(model: str, weights, crop: int):

@@ -10,8 +10,6 @@ import sys
 
 from replication.analysis.experiments import METRICS
 from replication.commands.common import new_parser, output_file, run_cli
-from replication.errors import ReplicationError
-from replication.files import atomic_output
 from replication.perturb.registry import SEMANTICS
 
 
@@ -34,32 +32,12 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", type=output_file, help="also write the table as Markdown")
     args = parser.parse_args(argv)
 
-    from replication.analysis import claims, reports, stats
-    from replication.run.table import read_table
+    from replication.analysis.comparison import compare_claims, write_comparison
 
-    table = read_table(*args.results)
-    if table.empty:
-        raise ReplicationError(", ".join(args.results), "holds no finished trials (a header and no rows): run a sweep first")
-    df = stats.select(stats.tidy(table, ", ".join(args.results)), model=args.model, semantics=args.semantics)
-    if args.layer_map:
-        layer_map, how = claims.parse_layer_map(args.layer_map), "--layer-map"
-    else:
-        layer_map, how = claims.default_layer_map(df)
-    table = claims.claims_table(df, args.metric, layer_map, relative=not args.absolute, conventions=args.conventions)
-
-    print(reports.claims_header(df, ", ".join(args.results), args.metric, layer_map, how, not args.absolute, args.conventions))
-    print()
-    print(reports.claims_text(table))
-    held = table["holds"].value_counts()
-    print(f"\n{held.get('yes', 0)} hold, {held.get('no', 0)} do not, {held.get('n.a.', 0)} not applicable (data missing)")
-    print()
-    print(reports.fits_text(claims.fit_readings(df, args.metric, layer_map)))
-    if args.csv:
-        with atomic_output(args.csv) as tmp:
-            table.to_csv(tmp, index=False)
-    if args.markdown:
-        with atomic_output(args.markdown) as tmp:
-            tmp.write_text(reports.claims_markdown(table), encoding="utf-8")
+    comparison = compare_claims(args.results, args.metric, args.layer_map, model=args.model, semantics=args.semantics,
+                                relative=not args.absolute, conventions=args.conventions)
+    print(comparison.text)
+    write_comparison(comparison, args.csv, args.markdown)
     return 0
 
 

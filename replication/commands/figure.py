@@ -1,11 +1,9 @@
-"""The figure commands (figure1 … figure4) and the options `reproduce` shares with them:
-from files to the missing trials, the results table, the figure and its report.
+"""The figure commands (figure1 … figure5) and the options `reproduce` shares with them.
 
-Each figure is a row of `analysis.experiments.EXPERIMENTS`; `figure_main(number)` is the
-whole command.
+Each figure is a row of `analysis.experiments.EXPERIMENTS`; the command parses its
+options, calls `replication.experiment.run_experiment` and prints what it did.
 """
 
-import time
 from pathlib import Path
 
 from replication.analysis.experiments import EXPERIMENTS, METRICS, Experiment
@@ -17,23 +15,15 @@ from replication.commands.common import (
     entry_point,
     fill_image_defaults,
     level_list,
-    load_tensorflow,
     new_parser,
-    open_model,
     output_file,
     output_folder,
     positive_float,
     positive_int,
-    preprocessing,
     print_missing,
 )
-from replication.files import atomic_output
-from replication.models.registry import describe_model, get_model_spec, list_models
-from replication.paths import DEFAULT_MEAN_FILE, WEIGHTS_DIR
+from replication.models.registry import list_models
 from replication.perturb.registry import SEMANTICS
-
-ZOO_URL = "http://dl.caffe.berkeleyvision.org/{}.caffemodel"
-MEAN_URL = "https://github.com/BVLC/caffe/raw/master/python/caffe/imagenet/ilsvrc_2012_mean.npy"
 
 
 def build_parser(experiment: Experiment):
@@ -84,90 +74,30 @@ def build_parser(experiment: Experiment):
 
 
 def parse_figure_args(number: int, argv=None):
-    """The figure command's options, with the defaults that depend on other options filled in."""
+    """The figure command's options, with the model's default weights and own preprocessing filled in."""
+    from replication.inputs import default_weights
+
     args = build_parser(EXPERIMENTS[number]).parse_args(argv)
-    spec = get_model_spec(args.model)
-    if args.weights is None and spec is not None and spec.zoo_file:
-        args.weights = WEIGHTS_DIR / f"{spec.zoo_file}.h5"
+    if args.weights is None:
+        args.weights = default_weights(args.model)
     fill_image_defaults(args)
     return args
 
 
-def missing_inputs(args) -> list[str]:
-    """What the run needs but cannot find, each with how to get it."""
-    missing = []
-    spec = get_model_spec(args.model)
-    if spec is None and not Path(args.model).is_file():
-        missing.append(f"model {args.model}: no such file. Give {', '.join(list_models())} or a Caffe deploy .prototxt.")
-    if spec is not None and spec.weights_format == "keras_applications" and (
-        args.weights is None or not args.weights.is_file()
-    ):
-        from replication.commands.download import ITEMS
-        from replication.models.keras_apps import APPLICATIONS
-
-        app = APPLICATIONS[spec.name]
-        where = "none given" if args.weights is None else f"{args.weights}: not found"
-        fetch = (f"      python -m replication.download {app.name}\n" if app.name in ITEMS else
-                 f"      mkdir -p caffe_weights\n      curl -L -o caffe_weights/{app.weights_file} {app.url}\n")
-        missing.append(
-            f"weights: {where}. Get Keras's {spec.title} weights ({app.url}, md5 {app.md5}):\n{fetch}"
-            f"      ... --weights caffe_weights/{app.weights_file} (the default)"
-        )
-    elif args.weights is None and spec is not None and spec.weights_format == "keras1":
-        missing.append(
-            f"weights: none given for {args.model}. Get the authors' Keras 1 weights (docs/authors_alexnet.md):\n"
-            "      python -m replication.download convnets_keras\n"
-            "      ... --weights caffe_weights/alexnet_weights.h5"
-        )
-    elif args.weights is None:
-        missing.append(
-            f"weights: none given for {args.model}. Convert the model's .caffemodel and pass the result:\n"
-            f"      python -m replication.convert MODEL.caffemodel --prototxt {args.model} -o MODEL.h5\n"
-            "      ... --weights MODEL.h5"
-        )
-    elif not args.weights.is_file():
-        if spec is not None and spec.zoo_file:
-            url = ZOO_URL.format(spec.zoo_file)
-            missing.append(
-                f"weights {args.weights}: not found. Download {spec.zoo_file} from the Caffe Model Zoo ({url}, "
-                "233 MB) and convert it:\n"
-                f"      mkdir -p caffe_weights\n"
-                f"      curl -L -o caffe_weights/{spec.zoo_file}.caffemodel {url}\n"
-                f"      python -m replication.convert caffe_weights/{spec.zoo_file}.caffemodel -o {args.weights}"
-            )
-        else:
-            missing.append(
-                f"weights {args.weights}: not found. Convert the model's .caffemodel:\n"
-                f"      python -m replication.convert MODEL.caffemodel --prototxt {args.model} -o {args.weights}"
-            )
-    if args.data is None or not args.data.is_dir():
-        where = "no --data given" if args.data is None else f"{args.data}: no such folder"
-        missing.append(
-            f"images: {where}. Download the ILSVRC2012 validation images (ILSVRC2012_img_val.tar, 6.3 GB; "
-            "free registration at https://image-net.org/download-images), unpack them into a folder, and pass "
-            "--data FOLDER (with --labels val.txt, Caffe's FILENAME LABEL list, unless the folder holds one)."
-        )
-    if args.labels is not None and not args.labels.is_file():
-        missing.append(f"labels {args.labels}: no such file.")
-    if args.mean == "image" and not args.mean_file.is_file():
-        missing.append(
-            f"mean image {args.mean_file}: not found. It ships with Caffe as "
-            f"python/caffe/imagenet/ilsvrc_2012_mean.npy ({MEAN_URL}); save it as {DEFAULT_MEAN_FILE} "
-            "or pass --mean-file, or use --mean pixel."
-        )
-    return missing
+def image_options(args) -> dict:
+    """The image and preprocessing options as `run_experiment` takes them."""
+    prep = {key: getattr(args, key) for key in ("resize", "crop", "mean", "resize_filter", "mean_file")}
+    return {"labels": args.labels, "limit": args.limit, "skip_bad": args.skip_bad,
+            "preprocessing": {key: value for key, value in prep.items() if value is not None}}
 
 
-def output_stem(slug: str, semantics: str) -> str:
-    """The model's part of every output file name; the authors' semantics are another
-    experiment, with their own tables and figures."""
-    return slug + ("" if semantics == "paper" else f"-{semantics.replace('_', '-')}")
-
-
-def default_results(args, perturbation: str, slug: str | None = None) -> Path:
-    """OUT/results-MODEL-PERTURBATION.csv: the table a figure command fills unless --results names one."""
-    slug = slug or describe_model(args.model).slug
-    return args.out / f"results-{output_stem(slug, args.semantics)}-{perturbation}.csv"
+def experiment_options(args) -> dict:
+    """Every option of a figure command but the model, weights and data, as `run_experiment`
+    keywords; shared by the figure commands and `reproduce`."""
+    return {**image_options(args), "layers": args.layers, "repeats": args.repeats, "semantics": args.semantics,
+            "conventions": args.conventions, "out": args.out, "batch_size": args.batch_size,
+            "memory_gb": args.memory_gb, "cache_dir": args.cache_dir, "precision": args.precision,
+            "devices": args.devices, "progress": not args.no_progress}
 
 
 def figure_command(number: int, module_name: str):
@@ -181,94 +111,31 @@ def figure_command(number: int, module_name: str):
 
 def figure_main(number: int, argv=None) -> int:
     args = parse_figure_args(number, argv)
-    missing = missing_inputs(args)
-    if missing:
-        return print_missing(EXPERIMENTS[number].label, missing)
-    return run_figure(EXPERIMENTS[number], args)
+    from replication.experiment import run_experiment
+    from replication.inputs import MissingInputs
 
-
-def run_figure(experiment: Experiment, args) -> int:
-    """Files -> model and images -> the missing trials -> results table -> figure and report."""
-    # Imported here, not at the top: TensorFlow takes seconds to load, and a user who
-    # lacks a file should hear so at once.
-    load_tensorflow(args.verbose)
-    from replication.run.devices import configure_devices
-
-    devices = configure_devices(args.devices)
-    from replication.run.precision import set_precision
-
-    set_precision(args.precision)
-    from replication import data
-    from replication.analysis.figures import plot_figure, save_figure
-    from replication.analysis.reports import figure_report
-    from replication.analysis.stats import get_conventions
-    from replication.models.groups import weight_groups
-    from replication.models.synthetic import synthetic_note
-    from replication.run.costs import model_macs, suffix_macs
-    from replication.run.grid import BASELINE, Grid, check_layers, grid_table
-    from replication.run.shards import Shard, shard_path, shard_share, write_manifest
-    from replication.run.sweep import run_info, run_trials
-    from replication.run.table import ResultsLog
-
-    started = time.perf_counter()
-    shard = Shard.parse(args.shard) if args.shard else None
-    prep = preprocessing(args)
-    dataset = data.find_dataset(args.data, labels=args.labels, limit=args.limit)
-    info = describe_model(args.model)
-    model = open_model(args.model, args.weights, args.crop)
-    groups = weight_groups(model)
-    layers = check_layers(groups, args.layers or list(groups), info.name)
-    grid = Grid(layers, experiment.perturbation, tuple(args.levels), args.repeats)
-
-    def decode():
-        # At most half the memory bound for the decoded images (beyond it they are
-        # memory-mapped from --cache-dir); the engine's cached activations get the rest.
-        return data.load_arrays(dataset, prep, cache_dir=args.cache_dir, memory_gb=args.memory_gb / 2,
-                                skip_bad=args.skip_bad)
-
-    arrays = decode() if args.skip_bad else None  # then the number of images is known only after decoding
-    run = run_info(info.name, args.weights, dataset, prep, args.semantics,
-                   images=len(arrays[1]) if arrays else None, precision=args.precision)
-    stem = output_stem(info.slug, args.semantics)
-    results = args.results or default_results(args, experiment.perturbation, info.slug)
-    table, trials = results, grid.trials()
-    if shard:
-        table = shard_path(results, shard)
-        costs = {**suffix_macs(model, groups), BASELINE.layer: model_macs(model)}
-        trials = shard_share(trials, costs, shard)
-        write_manifest(table, run, grid, shard)
-
-    with ResultsLog(table, run) as log:
-        pending = [t for t in trials if t.key not in log.done]
-        print(f"{table}: {len(trials) - len(pending)} of {len(trials)} trials already done, {len(pending)} to run")
-        if pending:
-            images, labels = arrays or decode()
-            run_trials(model, pending, images, labels, log, batch_size=args.batch_size,
-                       memory_gb=args.memory_gb, progress=not args.no_progress, devices=devices)
-
-    if shard:
-        pattern = shard_path(results, shard).name.replace(f"shard-{shard.index}-", "shard-*-")
-        print(f"shard {shard} done in {time.perf_counter() - started:.0f} s. Once every shard is done:\n"
-              f"  python -m replication.merge {results} {results.with_name(pattern)}\n"
-              f"then run this command with --results {results} and without --shard to draw the figure.")
-        return 0
-
-    finished = grid_table(results, grid)
-    figure_stem = args.out / f"{experiment.name}-{stem}"
-    title = info.title + ("" if args.semantics == "paper" else f", {args.semantics} semantics")
-    note = synthetic_note(args.weights)
-    if note:
-        title += ", synthetic weights: chance by design"
-    ddof = get_conventions(args.conventions).ddof
-    pictures = save_figure(plot_figure(finished, experiment, layers, title, ddof), figure_stem)
-    report = Path(f"{figure_stem}-stats.md")
-    with atomic_output(report) as tmp:
-        text = figure_report(finished, experiment, layers, results, conventions=args.conventions)
-        tmp.write_text((f"> **Note:** {note}.\n\n" if note else "") + text, encoding="utf-8")
-    print(report.read_text(encoding="utf-8"))
-    for path in (*pictures, report, results):
-        print(f"wrote {path}")
-    if note:
-        print(f"note: {note}")
-    print(f"{experiment.label} took {time.perf_counter() - started:.0f} s")
+    try:
+        result = run_experiment(number, args.model, args.weights, args.data, **experiment_options(args),
+                                levels=args.levels, shard=args.shard, results=args.results)
+    except MissingInputs as missing:
+        return print_missing(missing.what, missing.missing)
+    print_result(result)
     return 0
+
+
+def print_result(result) -> None:
+    """What a figure command prints when its experiment is done."""
+    if result.shard is not None:
+        shard, merged = result.shard, result.results
+        pattern = merged.name.replace(f"shard-{shard.index}-", "shard-*-")
+        target = merged.with_name(pattern.split(".shard-")[0] + merged.suffix)
+        print(f"shard {shard} done in {result.seconds:.0f} s. Once every shard is done:\n"
+              f"  python -m replication.merge {target} {merged.with_name(pattern)}\n"
+              f"then run this command with --results {target} and without --shard to draw the figure.")
+        return
+    print(result.report_text)
+    for path in result.outputs:
+        print(f"wrote {path}")
+    if result.note:
+        print(f"note: {result.note}")
+    print(f"{result.experiment.label} took {result.seconds:.0f} s")

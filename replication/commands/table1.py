@@ -9,7 +9,6 @@ how many of the paper's 22 rows these weights match, and the rows that differ mo
 import sys
 
 from replication.commands.common import load_tensorflow, new_parser, output_file, run_cli
-from replication.files import atomic_output
 from replication.models.registry import list_models
 
 
@@ -27,20 +26,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     load_tensorflow(args.verbose)
-    from replication.analysis.table1 import format_csv, format_markdown, format_report, table1, verdict
-    from replication.models.registry import create_model
+    from replication.analysis.table1 import write_table1
 
-    table = table1(create_model(args.model, args.weights))
-    outcome = verdict(table)
-    title = f"Table 1 for {args.weights} ({args.model})"
-    print(f"{title}, beside the paper's (Cheney, Schrimpf & Kreiman 2017, Table 1):\n")
-    print(format_report(table, outcome))
-    if args.csv:
-        with atomic_output(args.csv) as tmp:
-            tmp.write_text(format_csv(table, outcome, title))
-    if args.markdown:
-        with atomic_output(args.markdown) as tmp:
-            tmp.write_text(format_markdown(table, outcome))
+    text, _ = write_table1(args.model, args.weights, args.csv, args.markdown)
+    print(text)
     return 0
 
 
