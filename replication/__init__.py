@@ -62,6 +62,8 @@ _API = {
     "read_recovery": "replication.recovery.table",
     "Training": "replication.recovery.train",
     "run_study": "replication.recovery.study",
+    "run_recovery": "replication.recovery.experiment",
+    "RecoveryResult": "replication.recovery.experiment",
     # experiments, from files to figure in one call
     "run_experiment": "replication.experiment",
     "ExperimentResult": "replication.experiment",

@@ -8,7 +8,6 @@ scored on the held-out images at fixed steps (docs/recovery.md).
 """
 
 import sys
-import time
 from pathlib import Path
 
 from replication.commands.common import (
@@ -20,22 +19,16 @@ from replication.commands.common import (
     fill_image_defaults,
     fraction,
     level_list,
-    load_tensorflow,
     new_parser,
     non_negative_float,
-    open_model,
     output_file,
     output_folder,
     positive_float,
     positive_int,
-    preprocessing,
     print_missing,
     run_cli,
 )
-from replication.commands.figure import missing_inputs
-from replication.errors import ReplicationError
-from replication.files import atomic_output
-from replication.models.registry import describe_model, get_model_spec, list_models
+from replication.models.registry import get_model_spec, list_models
 from replication.paths import WEIGHTS_DIR
 from replication.perturb.registry import SEMANTICS, perturbation_names
 from replication.recovery.table import LESIONS, TRAIN_LAYERS
@@ -125,104 +118,30 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    missing = missing_inputs(args)
-    if args.train is not None and not args.train.is_dir():
-        missing.append(f"training images {args.train}: no such folder.")
-    if args.train_labels is not None and not args.train_labels.is_file():
-        missing.append(f"training labels {args.train_labels}: no such file.")
-    if missing:
-        return print_missing("recover", missing)
-    load_tensorflow(args.verbose)
-    from replication.run.precision import set_precision
+    from replication.commands.figure import image_options
+    from replication.inputs import MissingInputs
+    from replication.recovery.experiment import run_recovery
+    from replication.recovery.train import Training
 
-    set_precision(args.precision)
-    from replication import __version__, data
-    from replication.analysis.figures import save_figure
-    from replication.analysis.recovery import plot_recovery, recovery_report
-    from replication.data.training import random_sample, stratified_split
-    from replication.files import file_digest
-    from replication.models.groups import weight_groups
-    from replication.models.synthetic import synthetic_note
-    from replication.perturb.registry import get_perturbation
-    from replication.recovery.study import pending_runs, run_study, study_info, study_runs
-    from replication.recovery.table import RecoveryLog, read_recovery
-    from replication.recovery.train import Training, trained_groups
-    from replication.run.grid import check_layers
-    from replication.run.sweep import seed_scope_of
-
-    started = time.perf_counter()
     training = Training(args.steps, args.eval_every, args.batch_size, args.learning_rate, args.momentum,
                         args.weight_decay, not args.no_augment, args.seed)
-    spec = get_perturbation(args.perturbation)
-    for level in args.levels:
-        try:
-            spec.check_level(level)
-        except ValueError as err:
-            raise ReplicationError(None, f"--levels: {err}") from None
-    prep = preprocessing(args)
-    given = data.find_dataset(args.data, labels=args.labels, limit=args.limit)
-    if args.split is not None:
-        train_set, heldout = stratified_split(given, args.split, args.seed)
-    else:
-        train_set = data.find_dataset(args.train, labels=args.train_labels)
-        if args.train_limit is not None:
-            train_set = random_sample(train_set, args.train_limit, args.seed)
-        heldout = given
-    train_set = data.check_images(train_set)  # once: every bad training image named before any work
-    info = describe_model(args.model)
-    model = open_model(args.model, args.weights, args.crop)
-    classes = model.output_shape[-1]
-    for name, ds in (("training", train_set), ("held-out", heldout)):
-        if len(ds) and int(ds.labels.max()) >= classes:
-            raise ReplicationError(ds.root, f"{name} labels go up to {int(ds.labels.max())}, but the model has "
-                                   f"{classes} classes")
-    groups = weight_groups(model)
-    layers = check_layers(groups, args.layers, info.name)
-    for layer in layers:  # an impossible choice is refused before anything runs
-        for choice in args.train_layers:
-            trained_groups(groups, layer, choice)
-    if "free" in args.lesion and args.perturbation == "node":
-        print("note: a knocked-out node outputs exactly 0 before its ReLU, where the gradient is 0, so a free "
-              "node lesion cannot regrow by training and equals a held one, except in a layer without a ReLU "
-              "after it (an output layer)")
-    weights_sha256 = file_digest(args.weights, "sha256")
-    study = study_info(info.name, weights_sha256, data.dataset_id(train_set, prep), len(train_set),
-                       data.dataset_id(heldout, prep), len(heldout), training, args.precision, args.semantics,
-                       __version__)
-    runs = study_runs(layers, args.perturbation, args.levels, args.repeats, args.lesion, args.train_layers,
-                      control=not args.no_control)
-    results = args.results or args.out / f"recovery-{info.slug}-{args.perturbation}.csv"
-    print(f"{len(train_set)} training images, {len(heldout)} held-out images"
-          + (" (a demonstration split of --data, not ImageNet's train set)" if args.split is not None else ""))
-    with RecoveryLog(results, study) as log:
-        pending = pending_runs(log, runs, training)
-        print(f"{results}: {len(runs) - len(pending)} of {len(runs)} runs already done, {len(pending)} to run")
-        if pending:
-            images, labels = data.load_arrays(heldout, prep, cache_dir=args.cache_dir, memory_gb=args.memory_gb)
-
-            def report_lesion(run, lesion):
-                print(f"{run.label}: held lesion of {lesion.size} entries intact after training "
-                      f"(sha256 of the entries {lesion.digest()[:16]}, as damaged)")
-
-            run_study(model, runs, train_set, prep, images, labels, log, training,
-                      seed_scope_of(info.name, weights_sha256), semantics=args.semantics,
-                      eval_batch_size=args.eval_batch_size, progress=not args.no_progress, on_lesion=report_lesion)
-
-    table = read_recovery(results)
-    note = synthetic_note(args.weights)
-    title = info.title + (", synthetic weights: chance by design" if note else "")
-    stem = args.out / f"recovery-{info.slug}-{args.perturbation}"
-    pictures = save_figure(plot_recovery(table, args.metric, title), stem)
-    report = Path(f"{stem}-stats.md")
-    # Both metrics in the report, the figure's first: a damage can cost top-1 far more than top-5.
-    metrics = [args.metric] + [m for m in ("top5", "top1") if m != args.metric]
-    text = "\n".join(recovery_report(table, results, metric, args.at_images, note) for metric in metrics)
-    with atomic_output(report) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    print(text)
-    for path in (*pictures, report, results):
+    images = image_options(args)
+    images.pop("skip_bad")  # every training image is checked before any work; the held-out ones are read whole
+    try:
+        result = run_recovery(
+            args.model, args.weights, args.data, **images, layers=args.layers, train=args.train,
+            split=args.split, train_labels=args.train_labels, train_limit=args.train_limit,
+            perturbation=args.perturbation, levels=args.levels, repeats=args.repeats, semantics=args.semantics,
+            lesion=args.lesion, train_layers=args.train_layers, control=not args.no_control, training=training,
+            out=args.out, results=args.results, metric=args.metric, at_images=args.at_images,
+            eval_batch_size=args.eval_batch_size, memory_gb=args.memory_gb, cache_dir=args.cache_dir,
+            precision=args.precision, progress=not args.no_progress)
+    except MissingInputs as missing:
+        return print_missing(missing.what, missing.missing)
+    print(result.report_text)
+    for path in result.outputs:
         print(f"wrote {path}")
-    print(f"recover took {time.perf_counter() - started:.0f} s")
+    print(f"recover took {result.seconds:.0f} s")
     return 0
 
 
