@@ -92,7 +92,8 @@ def run_recovery(model="alexnet", weights=None, data=None, *, layers, train=None
     from replication.run.precision import set_precision
 
     set_precision(precision)
-    from replication import __version__, data as images_data
+    from replication import __version__
+    from replication import data as images_data
     from replication.analysis.figures import save_figure
     from replication.analysis.recovery import plot_recovery, recovery_report
     from replication.data.training import random_sample, stratified_split
