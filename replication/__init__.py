@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 _API = {
     # files -> weights
     "convert_caffemodel": "replication.caffe.convert",
+    "write_synthetic_weights": "replication.models.offline",
     # models
     "create_model": "replication.models.registry",
     "describe_model": "replication.models.registry",

@@ -7,12 +7,9 @@ that its accuracies are at chance by design.
 """
 
 import sys
-import tempfile
-from pathlib import Path
 
 from replication.commands.common import new_parser, output_file, run_cli
-
-SYNTHETIC_MODELS = ("alexnet", "caffenet")
+from replication.models.offline import SYNTHETIC_MODELS
 
 
 def main(argv=None) -> int:
@@ -21,22 +18,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", choices=SYNTHETIC_MODELS, default="alexnet",
                         help="which network's layers and shapes (default alexnet)")
     parser.add_argument("-o", "--output", type=output_file, required=True,
-                        help="FILE.caffemodel (Caffe's binary format) or FILE.h5 (ready for --weights)")
+                        help="FILE.h5 (ready for --weights), or FILE.caffemodel (Caffe's binary format; alexnet, caffenet)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
-    if args.output.suffix not in (".caffemodel", ".h5"):
-        parser.error(f"argument -o/--output: {args.output}: name it .caffemodel or .h5")
+    from replication.models.offline import write_synthetic_weights
 
-    from replication.caffe.convert import convert_caffemodel
-    from replication.models.synthetic import write_synthetic_alexnet
-
-    if args.output.suffix == ".caffemodel":
-        write_synthetic_alexnet(args.output, seed=args.seed, flavour=args.model)
-    else:
-        with tempfile.TemporaryDirectory(dir=args.output.parent if args.output.parent.is_dir() else None) as tmp:
-            caffemodel = Path(tmp) / f"synthetic_{args.model}.caffemodel"
-            write_synthetic_alexnet(caffemodel, seed=args.seed, flavour=args.model)
-            convert_caffemodel(caffemodel, args.output, progress=False)
+    write_synthetic_weights(args.output, args.model, seed=args.seed)
     print(f"wrote {args.output}: synthetic {args.model} (seed {args.seed}), random weights of the real shapes; "
           "accuracies with it are at chance by design")
     return 0

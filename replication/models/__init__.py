@@ -11,4 +11,5 @@ prototxt   any Caffe deploy .prototxt as a Keras model
 layers     Caffe's LRN, pooling and grouped convolution as Keras layers
 weights    the converted HDF5 weight file into a Keras model (layouts, splits, flatten order)
 synthetic  a random AlexNet in Caffe's own format, for tests and offline use
+offline    write_synthetic_weights: a synthetic weight file for any of the networks above
 """
