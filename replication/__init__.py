@@ -69,6 +69,8 @@ _API = {
     "run_experiment": "replication.experiment",
     "ExperimentResult": "replication.experiment",
     "reproduce": "replication.experiment",
+    "run_evaluation": "replication.experiment",
+    "Evaluation": "replication.experiment",
     "model_preprocessing": "replication.experiment",
     "missing_inputs": "replication.inputs",
     "MissingInputs": "replication.inputs",

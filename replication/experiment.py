@@ -231,6 +231,78 @@ FIGURE5_OPTIONS = ("data", "labels", "limit", "repeats", "semantics", "conventio
                    "cache_dir", "skip_bad", "precision", "devices", "progress", "say")
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What `run_evaluation` measured and wrote."""
+
+    top1: float
+    top5: float
+    images: int
+    images_per_s: float
+    skipped: tuple = ()  # (path, reason) of each image left out with skip_bad
+    note: str | None = None  # the sentence every output of synthetic weights carries
+    outputs: tuple[Path, ...] = ()  # the JSON and predictions files written
+
+
+def run_evaluation(model, weights, data, *, labels=None, limit=None, preprocessing=None, batch_size=64,
+                   precision="float32", skip_bad=False, json=None, predictions=None,
+                   progress=True) -> Evaluation:
+    """Top-1 and top-5 accuracy of a model on validation images, from files: what
+    `python -m replication.evaluate` runs.
+
+    Args:
+        model: a registered model's name or a Caffe deploy .prototxt.
+        weights: its weight file.
+        data, labels, limit: the images (`data.find_dataset`).
+        preprocessing: a `data.Preprocessing`, a dict of fields to change from the model's
+            own (`model_preprocessing`), or None for the model's own.
+        batch_size, precision: as `run_experiment`.
+        skip_bad: leave out unreadable images (listed in the result) instead of stopping.
+        json: also write top1, top5, images and images_per_s to this JSON file.
+        predictions: also write one CSV row per image: file, label, the five top classes in
+            order and the true class's rank among the logits.
+        progress: a progress bar on stderr.
+
+    Returns:
+        An `Evaluation`; each file is written atomically, after every image was scored.
+    """
+    import csv
+    import json as json_format
+
+    if preprocessing is None or isinstance(preprocessing, dict):
+        preprocessing = model_preprocessing(model, **(preprocessing or {}))
+    from replication import data as images_data
+    from replication.models.registry import create_model
+    from replication.models.synthetic import synthetic_note
+    from replication.run.precision import set_precision
+    from replication.run.scoring import evaluate_model
+
+    set_precision(precision)
+    images_data.mean_bgr(preprocessing)  # a missing mean file is reported before the model is built
+    dataset = images_data.find_dataset(data, labels=labels, limit=limit)
+    input_shape = None if get_model_spec(str(model)) is not None else (preprocessing.crop, preprocessing.crop, 3)
+    net = create_model(str(model), weights, input_shape=input_shape)
+    rows = [] if predictions else None
+    result = evaluate_model(net, dataset, preprocessing, batch_size, progress=progress, skip_bad=skip_bad,
+                            predictions=rows)
+    outputs = []
+    if json:
+        record = {key: result[key] for key in ("top1", "top5", "images", "images_per_s")}
+        if result["skipped"]:
+            record["skipped"] = [str(path) for path, _ in result["skipped"]]
+        with atomic_output(json) as tmp:
+            tmp.write_text(json_format.dumps(record, indent=2) + "\n")
+        outputs.append(Path(json))
+    if predictions:
+        with atomic_output(predictions) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        outputs.append(Path(predictions))
+    return Evaluation(result["top1"], result["top5"], result["images"], result["images_per_s"],
+                      tuple(result["skipped"]), synthetic_note(weights), tuple(outputs))
+
+
 def figure5_options(options: dict) -> tuple[dict | None, str]:
     """Whether `reproduce` runs Figure 5, and with which `run_experiment` keywords.
 

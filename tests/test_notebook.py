@@ -1,33 +1,72 @@
-"""notebooks/compare_with_paper.ipynb runs top to bottom on the results of a small real
-sweep (the reduced figures of sweep_runs.py) and shows the figures and the claims."""
+"""notebooks/compare_with_paper.ipynb is committed with its outputs, made from the results
+tables committed under figures/notebook/ by the committed code: executing it again must
+raise no error, compute no trial (the tables are complete) and print every number as
+committed."""
 
-import os
+import json
+import re
 from pathlib import Path
 
 import pytest
-from sweep_runs import reduced_sweeps
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "compare_with_paper.ipynb"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "compare_with_paper.ipynb"
 
 
-def test_notebook_shows_figures_and_claims(tmp_path_factory, caffe_dir, val_subset, monkeypatch):
+def _texts(cells) -> list[list[str]]:
+    """Per code cell, its outputs' text (plain text, HTML, streams); pictures by count."""
+    shown = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        parts = []
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                parts.append("<picture>")
+            for kind in ("text/html", "text/plain"):
+                if kind in data and "image/png" not in data:
+                    parts.append("".join(data[kind]))
+            if output.get("output_type") == "stream":
+                parts.append("".join(output["text"]))
+            if output.get("output_type") == "error":
+                parts.append(f"error: {output['ename']}: {output['evalue']}")
+        shown.append(parts)
+    return shown
+
+
+def test_the_notebook_is_committed_with_outputs_from_the_public_api():
+    notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(cell.get("outputs") for cell in code), "every code cell has its committed output"
+    source = "\n".join("".join(cell["source"]) for cell in code)
+    assert re.findall(r"^\s*(?:import|from)\s+(replication\S*)", source, re.M) == ["replication"]
+    assert "import replication as rp" in source
+    shown = "\n".join("\n".join(parts) for parts in _texts(notebook["cells"]))
+    assert "error:" not in shown
+    assert shown.count("<picture>") == 8  # Figures 1-4 for each of the two networks
+
+
+def test_re_executing_the_notebook_changes_no_number(shared, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    runs = reduced_sweeps(tmp_path_factory, caffe_dir, val_subset)
-    monkeypatch.setenv("REPLICATION_RESULTS", os.pathsep.join(sorted({str(p) for p in runs.tables.values()})))
+    committed = nbformat.read(NOTEBOOK, as_version=4)
+    fresh = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in fresh.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    tables = sorted((ROOT / "figures" / "notebook").glob("results-*.csv"))
+    assert len(tables) == 6, "the notebook's three tables for each of two networks are committed"
+    # A copy of the checkout's layout, so that executing writes nothing into the checkout.
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "figures" / "notebook").mkdir(parents=True)
+    for path in tables:
+        (tmp_path / "figures" / "notebook" / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setenv("REPLICATION_SHARED", str(shared.resolve()))
+    nbclient.NotebookClient(fresh, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()
 
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    pictures = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(pictures) == 4  # figures 1-4 from the synapse, node and gaussian tables
-    tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-    claims = next(html for html in tables if "Unperturbed AlexNet" in html)
-    # with the synapse and node tables together, node-against-synapse is checked, not n.a.
-    assert "node_worse_than_synapse" in claims
-    row = claims[claims.index("node_worse_than_synapse"):].split("</tr>")[0]
-    assert "n.a." not in row
+    assert _texts(fresh.cells) == _texts(committed)
+    # the committed tables were complete: nothing was computed, nothing appended
+    for path in tables:
+        assert (tmp_path / "figures" / "notebook" / path.name).read_bytes() == path.read_bytes(), path.name

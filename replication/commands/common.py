@@ -269,15 +269,6 @@ def preprocessing(args):
     return model_preprocessing(args.model, args.resize, args.crop, args.mean, args.resize_filter, args.mean_file)
 
 
-def open_model(model: str, weights, crop: int):
-    """The model with its weights: a registered model at its own input size, a prototxt
-    model at the crop size."""
-    from replication.models.registry import create_model, get_model_spec
-
-    input_shape = None if get_model_spec(model) is not None else (crop, crop, 3)
-    return create_model(model, weights, input_shape=input_shape)
-
-
 def print_missing(what: str, missing: list[str]) -> int:
     """List what a run lacks, each with how to get it, on stderr; returns exit status 2."""
     print(f"{what} cannot run; missing:", file=sys.stderr)

@@ -4,8 +4,6 @@ Top-1 and top-5 accuracy (Caffe's rule, on the logits) of a model on the validat
 images, the number of images and images/s end to end.
 """
 
-import csv
-import json
 import sys
 
 from replication.commands.common import (
@@ -15,13 +13,11 @@ from replication.commands.common import (
     fill_image_defaults,
     load_tensorflow,
     new_parser,
-    open_model,
     output_file,
     positive_int,
     preprocessing,
     run_cli,
 )
-from replication.files import atomic_output
 from replication.models.registry import list_models
 
 
@@ -47,38 +43,19 @@ def main(argv=None) -> int:
     fill_image_defaults(args)
     load_tensorflow(args.verbose)
     from replication import data
-    from replication.models.synthetic import synthetic_note
-    from replication.run.precision import set_precision
-    from replication.run.scoring import evaluate_model
+    from replication.experiment import run_evaluation
 
-    set_precision(args.precision)
-    prep = preprocessing(args)
-    data.mean_bgr(prep)  # a missing mean file is reported before the model is built
-    dataset = data.find_dataset(args.data, labels=args.labels, limit=args.limit)
-    model = open_model(args.model, args.weights, args.crop)
-    predictions = [] if args.predictions else None
-    result = evaluate_model(model, dataset, prep, args.batch_size, progress=not args.no_progress,
-                            skip_bad=args.skip_bad, predictions=predictions)
-
-    print(f"top-1     {result['top1']:.4f}")
-    print(f"top-5     {result['top5']:.4f}")
-    print(f"images    {result['images']}")
-    print(f"images/s  {result['images_per_s']:.1f}")
-    note = synthetic_note(args.weights)
-    if note:
-        print(f"note: {note}")
-    data.report_skipped(result["skipped"])
-    if args.json:
-        record = {key: result[key] for key in ("top1", "top5", "images", "images_per_s")}
-        if result["skipped"]:
-            record["skipped"] = [str(path) for path, _ in result["skipped"]]
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
-    if args.predictions:
-        with atomic_output(args.predictions) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(predictions[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(predictions)
+    result = run_evaluation(args.model, args.weights, args.data, labels=args.labels, limit=args.limit,
+                            preprocessing=preprocessing(args), batch_size=args.batch_size,
+                            precision=args.precision, skip_bad=args.skip_bad, json=args.json,
+                            predictions=args.predictions, progress=not args.no_progress)
+    print(f"top-1     {result.top1:.4f}")
+    print(f"top-5     {result.top5:.4f}")
+    print(f"images    {result.images}")
+    print(f"images/s  {result.images_per_s:.1f}")
+    if result.note:
+        print(f"note: {result.note}")
+    data.report_skipped(list(result.skipped))
     return 0
 
 
