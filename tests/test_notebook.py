@@ -44,7 +44,8 @@ def test_the_notebook_is_committed_with_outputs_from_the_public_api():
     assert "import replication as rp" in source
     shown = "\n".join("\n".join(parts) for parts in _texts(notebook["cells"]))
     assert "error:" not in shown
-    assert shown.count("<picture>") == 8  # Figures 1-4 for each of the two networks
+    # Figures 1-4 for each of the two networks, the claims picture of each, the profile
+    assert shown.count("<picture>") == 11
 
 
 def test_re_executing_the_notebook_changes_no_number(shared, tmp_path, monkeypatch):
