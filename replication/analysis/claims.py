@@ -623,7 +623,3 @@ def parse_layer_map(text: str) -> dict[str, str]:
         mapping[paper] = ours
     return mapping
 
-
-# The caption of Figure 5 (VGG-16) makes claims of its own; registering them here puts them in
-# every claims table, where they read n.a. for other networks.
-from replication.analysis import claims_vgg  # noqa: E402,F401
