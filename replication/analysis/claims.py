@@ -81,7 +81,7 @@ class Evidence:
     """Our results seen through the paper's layer names."""
 
     def __init__(self, df: pd.DataFrame, metric: str, layer_map: dict[str, str], relative: bool,
-                 conventions: stats.Conventions = stats.CONVENTIONS["authors"], options: dict | None = None):
+                 conventions: stats.Conventions = stats.CONVENTIONS["ours"], options: dict | None = None):
         self.df, self.metric, self.layer_map, self.relative = df, metric, layer_map, relative
         self.conventions = conventions
         self.options = dict(options or {})  # readings a claim lets the user choose (`claims_table`)
@@ -768,7 +768,7 @@ AFTER_BLOCK3_CONV1_READINGS = ("every", "conv")  # see claims_vgg.AFTER_BLOCK3_C
 
 
 def claims_table(df: pd.DataFrame, metric="top5", layer_map: dict[str, str] | None = None, relative=True,
-                 conventions: str = "authors", after_block3_conv1: str = "every") -> pd.DataFrame:
+                 conventions: str = "ours", after_block3_conv1: str = "every") -> pd.DataFrame:
     """Every registered claim checked on a results table.
 
     Args:

@@ -293,19 +293,21 @@ def r2_interval(df: pd.DataFrame, layers, perturbation: str, metric="top5", poin
     if not cells:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    r2s = np.empty(resamples)
-    for i in range(resamples):
-        drawn = [values[rng.integers(0, values.size, values.size)] for _, values in cells]
-        if points == "means":
-            x = np.array(fixed_x + [level for level, _ in cells])
-            y = np.array(fixed_y + [d.mean() for d in drawn])
-        else:
-            x = np.concatenate([fixed_x, *[np.full(d.size, level) for (level, _), d in zip(cells, drawn)]])
-            y = np.concatenate([fixed_y, *drawn])
-        if np.ptp(x) == 0 or np.ptp(y) == 0:
-            r2s[i] = np.nan
-            continue
-        r2s[i] = np.corrcoef(x, y)[0, 1] ** 2
+    # Resampling within a cell keeps its level, so x is fixed and only y varies between resamples.
+    drawn = [values[rng.integers(0, values.size, (resamples, values.size))] for _, values in cells]
+    if points == "means":
+        x = np.array(fixed_x + [level for level, _ in cells])
+        ys = [d.mean(axis=1, keepdims=True) for d in drawn]
+    else:
+        x = np.concatenate([fixed_x, *[np.full(values.size, level) for level, values in cells]])
+        ys = drawn
+    y = np.concatenate([np.tile(np.asarray(fixed_y, float), (resamples, 1)), *ys], axis=1)
+    if np.ptp(x) == 0:
+        return float("nan"), float("nan")
+    dx = x - x.mean()
+    dy = y - y.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2s = (dy @ dx) ** 2 / ((dy**2).sum(axis=1) * (dx**2).sum())
     if np.isnan(r2s).all():
         return float("nan"), float("nan")
     tail = (1 - interval) / 2 * 100
