@@ -273,7 +273,7 @@ def test_command_line(tmp_path, capsys):
     assert f"{sum(v == 'yes' for v in EXPECTED.values())} hold" in capsys.readouterr().out
     assert compare_command.main(["--results", str(path), "--layer-map", mapped, "--conventions", "authors"]) == 0
     printed = capsys.readouterr().out
-    assert "conventions authors: r² through every trial" in printed
+    assert "conventions authors: 'falls linearly' read on r² through every trial" in printed
     authors = by_id(compare.claims_table(results(), conventions="authors"))
     assert f"{(authors['holds'] == 'yes').sum()} hold" in printed
 

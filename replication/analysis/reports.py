@@ -33,7 +33,7 @@ def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, st
     repeats = df[df["level"] != 0].groupby(["layer", "perturbation", "level"]).size()
     base = stats.baseline_values(df, metric)
     lines = [
-        "Claims of Cheney, Schrimpf & Kreiman (2017) about AlexNet, beside ours",
+        "Claims of Cheney, Schrimpf & Kreiman (2017) about AlexNet and VGG-16, beside ours",
         f"  results {source}: model {one('model')}, {one('images')} images, semantics {one('semantics')}, "
         f"{_repeats_text(repeats)}, metric {metric}",
         f"  unperturbed {metric}: ours {base.mean():.3f}" if base.size else "  no unperturbed (level 0) result",
@@ -41,13 +41,18 @@ def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, st
         + ("accuracies are judged as fractions of each network's own baseline (paper 0.791)" if relative else "accuracies are compared raw (--absolute)"),
     ]
     if chosen.fit_points == "means":
-        lines.append("  conventions ours: r² through the per-level means (baseline at 0), conv_1 alone and conv_2–conv_5 pooled")
+        lines.append("  conventions ours: 'falls linearly' read on r² through the per-level means (baseline at 0)")
     else:
-        lines.append("  conventions authors: r² through every trial plus one baseline point per layer, conv_1 alone "
-                     "and every layer but conv_1 pooled (their results/findLinearFit.py)")
+        lines.append("  conventions authors: 'falls linearly' read on r² through every trial plus one baseline point per layer")
+    lines.append("  the r² claims are judged on the authors' fit (their results/findLinearFit.py: every trial, one baseline "
+                 "per layer, every layer but conv_1 pooled), ours printed beside")
+    lines.append("  a published measurement holds when inside our bootstrap 95% interval over repeats; a bound the paper "
+                 "observed fails only when our whole interval lies beyond it; round bounds are bounds")
     lines.append("  ties with the true class count their expected top-k under random tie-breaking (all logits equal: chance)")
     if metric != "top5":
         lines.append(f"  the paper's numbers are top-5; here the same comparisons are made on {metric}")
+    if not layer_map:
+        lines.append(f"  {how}")
     if any(ours != paper for paper, ours in layer_map.items()):
         unmapped = [name for name in claims.PAPER_LAYERS if name not in layer_map]
         lines += [
@@ -166,7 +171,7 @@ def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source, c
     ]
     layer_map, how = claims.default_layer_map(table)
     wanted = {c.id for c in claims.claims_about(experiment.perturbation)}
-    table_of_claims = claims.claims_table(table, "top5", layer_map, conventions=conventions)
+    table_of_claims = claims.claims_table(table, "top5", None, conventions=conventions)
     parts += [
         "```",
         claims_header(table, source, "top5", layer_map, how, relative=True, conventions=conventions),
