@@ -79,6 +79,9 @@ _API = {
     "claims_table": "replication.analysis.claims",
     "summary": "replication.analysis.stats",
     "plot_figure": "replication.analysis.figures",
+    "robustness_profile": "replication.analysis.profile",
+    "plot_profile": "replication.analysis.profile",
+    "write_profile": "replication.analysis.profile",
     "recovery_report": "replication.analysis.recovery",
     "plot_recovery": "replication.analysis.recovery",
 }
