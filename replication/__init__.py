@@ -77,6 +77,7 @@ _API = {
     "EXPERIMENTS": "replication.analysis.experiments",
     "Experiment": "replication.analysis.experiments",
     "claims_table": "replication.analysis.claims",
+    "plot_claims": "replication.analysis.reports",
     "summary": "replication.analysis.stats",
     "plot_figure": "replication.analysis.figures",
     "robustness_profile": "replication.analysis.profile",

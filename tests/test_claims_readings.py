@@ -213,3 +213,14 @@ def test_claims_are_counted_by_kind():
     kinds = table["kind"].value_counts()
     assert kinds["qualitative"] == 6 and kinds["quantitative"] == len(table) - 6
     assert set(OFFSETS) and set(table["network"]) == {"AlexNet", "VGG-16"}
+
+
+def test_the_picture_has_one_row_per_claim_with_the_papers_value_and_ours():
+    import replication as rp
+
+    table = rp.claims_table(results())
+    judged = table[table["holds"] != "n.a."]
+    assert judged[["paper_value", "our_value"]].notna().all().all()
+    assert (judged["low"] <= judged["our_value"] + 1e-12).all() and (judged["our_value"] <= judged["high"] + 1e-12).all()
+    ax = rp.plot_claims(table).axes[0]
+    assert [t.get_text().split(" ")[0] for t in ax.get_yticklabels()] == list(table["id"])

@@ -75,6 +75,10 @@ class Outcome:
     holds: bool | None  # None: not applicable (Missing)
     p_value: float = float("nan")
     detail: str = ""
+    # (the paper's value, ours, our interval's low and high end), on the scale the claim is judged
+    # on (a fraction of the baseline, a loss, r², a p-value or the statistic it prints), for the
+    # paper-against-ours picture; NaN where a claim has no such number
+    numbers: tuple[float, float, float, float] = (float("nan"),) * 4
 
 
 class Evidence:
@@ -291,6 +295,7 @@ def _baseline(ev: Evidence) -> Outcome:
     interval = wilson_interval(base, n) if n else (base, base)
     how = f"binomial (Wilson) 95% interval over {n} images: the unperturbed network has no repeats" if n else "no image count: no interval"
     return Outcome("0.791", f"{base:.3f} {interval_text(interval)}", inside(PAPER_BASELINE, interval),
+                   numbers=(PAPER_BASELINE, base, *interval),
                    detail=f"{MEASUREMENT}; {how}")
 
 
@@ -319,7 +324,7 @@ def _syn50_top(ev):
     holds = high * scale >= paper  # an observed bound: fails only when our whole interval is below it
     detail = (f"'up to 50%' = every level ≤ 0.5 run ({len(points)} points); lowest: {layer} at {level:g}, "
               f"interval {interval_text((low * scale, high * scale))}; {OBSERVED_BOUND}")
-    return Outcome(f"≥ {paper_text}", ours_text, holds, detail=detail)
+    return Outcome(f"≥ {paper_text}", ours_text, holds, detail=detail, numbers=(paper, ours, low * scale, high * scale))
 
 
 def _point_claim(ev, layer, perturbation, level, paper_value):
@@ -327,7 +332,8 @@ def _point_claim(ev, layer, perturbation, level, paper_value):
     paper, ours, paper_text, ours_text = ev.scaled(paper_value, ev.mean(layer, perturbation, level))
     scale = ours / ev.mean(layer, perturbation, level) if ev.mean(layer, perturbation, level) else 1.0
     interval = (low * scale, high * scale)
-    return Outcome(paper_text, f"{ours_text} {interval_text(interval)}", inside(paper, interval), detail=MEASUREMENT)
+    return Outcome(paper_text, f"{ours_text} {interval_text(interval)}", inside(paper, interval), detail=MEASUREMENT,
+                   numbers=(paper, ours, *interval))
 
 
 @claim("synapse50_conv2", "50% synapse knockout: conv_2 keeps top-5 0.607", ("synapse",))
@@ -350,7 +356,8 @@ def _below_each(ev, layer, level, others, other_level, perturbation="synapse") -
     worst = max(pvalues)
     details = sorted(n for n in notes if n) + ([f"not run: {', '.join(missing)}"] if missing else [])
     holds = lower == len(have) and worst < ALPHA
-    return Outcome("p < 0.05", f"lower than {lower}/{len(have)}, max p {worst:.3g}", holds, worst, "; ".join(details))
+    return Outcome("p < 0.05", f"lower than {lower}/{len(have)}, max p {worst:.3g}", holds, worst, "; ".join(details),
+                   numbers=(ALPHA, worst, worst, worst))
 
 
 @claim("synapse50_conv2_below_conv3_5", "50% synapse knockout: conv_2 is below each of conv_3–conv_5 (p < 0.05)", ("synapse",))
@@ -378,7 +385,8 @@ def _dense_robust(ev):
               + ("" if highest >= 0.8 else f"; levels only up to {highest:g}")
               + (f"; beyond it: {', '.join(f'{la}@{lv:g}' for la, lv in beyond)}" if beyond else ""))
     mean_loss = ev.loss(layer, "synapse", level)
-    return Outcome("loss < 4.759%", f"max loss {mean_loss:.2%}", not beyond, detail=detail)
+    return Outcome("loss < 4.759%", f"max loss {mean_loss:.2%}", not beyond, detail=detail,
+                   numbers=(0.04759, mean_loss, *worst))
 
 
 @claim("conv1_synapse30_vs_conv3_5_synapse70", "30% synapse knockout in conv_1 is worse than 70% in any of conv_3–conv_5", ("synapse",))
@@ -387,7 +395,8 @@ def _conv1_fragile(ev):
     others = {layer: ev.mean(layer, "synapse", 0.7) for layer in ("conv_3", "conv_4", "conv_5")}
     worst = min(others, key=others.get)
     return Outcome(
-        "conv_1@0.3 < min conv_3–5@0.7", f"{conv1:.3f} vs {others[worst]:.3f}", conv1 < others[worst], detail=f"lowest at 0.7: {worst}"
+        "conv_1@0.3 < min conv_3–5@0.7", f"{conv1:.3f} vs {others[worst]:.3f}", conv1 < others[worst], detail=f"lowest at 0.7: {worst}",
+        numbers=(others[worst], conv1, *ev.interval("conv_1", "synapse", 0.3)),
     )
 
 
@@ -403,7 +412,9 @@ def _max_loss_claim(ev, perturbation, level, bound):
     losses = {layer: ev.loss(layer, perturbation, level) for layer in have}
     worst = max(losses, key=losses.get)
     detail = f"worst: {worst}" + (f"; not run: {', '.join(missing)}" if missing else "")
-    return Outcome(f"loss < {bound:.0%}", f"max loss {losses[worst]:.1%}", losses[worst] < bound, detail=detail)
+    low, high = ev.loss_interval(worst, perturbation, level)
+    return Outcome(f"loss < {bound:.0%}", f"max loss {losses[worst]:.1%}", losses[worst] < bound, detail=detail,
+                   numbers=(bound, losses[worst], low, high))
 
 
 READING = {"ours": "per-level means", "authors": "authors' fit"}
@@ -431,6 +442,7 @@ def _r2_claim(ev, group, perturbation, paper_r2):
     used = [ev.layer_map[layer] for layer in layers if layer in ev.layer_map and ev.levels(layer, perturbation)]
     interval = stats.r2_interval(ev.df, used, perturbation, ev.metric, how.fit_points, INTERVAL, BOOTSTRAP, SEED)
     return Outcome(f"r² {paper_r2:.3f}", f"{ours} {interval_text(interval)}", inside(paper_r2, interval),
+                   numbers=(paper_r2, fit.r2, *interval),
                    detail=f"judged on the authors' fit; {detail}; {MEASUREMENT} (trials resampled within each level)")
 
 
@@ -483,7 +495,8 @@ def _node_worse(ev):
     if failures:
         details.insert(0, "fails at " + ", ".join(failures[:4]) + (" …" if len(failures) > 4 else ""))
     ours = f"{len(pvalues) - len(failures)}/{len(pvalues)} pairs"
-    return Outcome("all pairs, p < 0.05", ours, not failures, max(pvalues), "; ".join(details))
+    return Outcome("all pairs, p < 0.05", ours, not failures, max(pvalues), "; ".join(details),
+                   numbers=(ALPHA, max(pvalues), min(pvalues), max(pvalues)))
 
 
 @claim("node_vs_synapse_conv2_90", "… the exception: at 90% in conv_2 node and synapse knockout do not differ significantly", ("node", "synapse"))
@@ -492,19 +505,22 @@ def _node_worse_exception(ev):
     node, synapse = ev.values(layer, "node", level), ev.values(layer, "synapse", level)
     p = stats.rank_sum(node, synapse).pvalue
     note = _significance_note(node, synapse)
-    return Outcome("p ≥ 0.05", f"p {p:.3g}", p >= ALPHA, p, note + (" (so this holds trivially)" if note else ""))
+    return Outcome("p ≥ 0.05", f"p {p:.3g}", p >= ALPHA, p, note + (" (so this holds trivially)" if note else ""),
+                   numbers=(ALPHA, p, p, p))
 
 
 @claim("node30_conv1", "30% node knockout in conv_1 loses > 70%", ("node",))
 def _node30_conv1(ev):
     loss = ev.loss("conv_1", "node", 0.3)
-    return Outcome("loss > 70%", f"loss {loss:.1%}", loss > 0.70)
+    return Outcome("loss > 70%", f"loss {loss:.1%}", loss > 0.70,
+                   numbers=(0.70, loss, *ev.loss_interval("conv_1", "node", 0.3)))
 
 
 @claim("node50_conv1", "50% node knockout in conv_1 loses > 95%", ("node",))
 def _node50_conv1(ev):
     loss = ev.loss("conv_1", "node", 0.5)
-    return Outcome("loss > 95%", f"loss {loss:.1%}", loss > 0.95)
+    return Outcome("loss > 95%", f"loss {loss:.1%}", loss > 0.95,
+                   numbers=(0.95, loss, *ev.loss_interval("conv_1", "node", 0.5)))
 
 
 @claim("gaussian1_after_conv2", "Gaussian noise with k = 1 in any layer after conv_2 loses < 6%", ("gaussian",))
@@ -517,7 +533,7 @@ def _output_linear(ev):
     fit, ours, _ = _judged_fit(ev, "dense_3", "node")
     holds = fit.r2 >= LINEAR_R2 and fit.slope < 0
     detail = f"our reading: r² ≥ {LINEAR_R2}; a fall in proportion, baseline×(1−p), has slope {-ev.require_baseline():.3f}"
-    return Outcome("linear", f"{ours}, slope {fit.slope:.3f}", holds, detail=detail)
+    return Outcome("linear", f"{ours}, slope {fit.slope:.3f}", holds, detail=detail, numbers=(LINEAR_R2, fit.r2, fit.r2, fit.r2))
 
 
 # --- claims of sections 4.1, 4.2, 5, the abstract and the discussion ----------------------
@@ -537,7 +553,7 @@ def _knockout100_chance(ev):
     if missing:
         detail += f"; not run: {', '.join(sorted(missing))}"
     holds = all(abs(mean - target) <= TOLERANCE["chance"] for mean in means.values())
-    return Outcome(f"{target:.3f}", f"{worst:.4f}", holds, detail=detail)
+    return Outcome(f"{target:.3f}", f"{worst:.4f}", holds, detail=detail, numbers=(target, worst, *ev.interval(layer, perturbation, 1.0)))
 
 
 @claim("synapse50_conv1_below_conv2_5", "50% synapse knockout: conv_1 is below each of conv_2–conv_5 (p < 0.05)", ("synapse",))
@@ -567,7 +583,8 @@ def _dense_node_robust(ev):
     (dense, conv, level), worst = min(margins.items(), key=lambda item: item[1])
     below = sum(m <= 0 for m in margins.values())
     detail = f"our reading: above at every common level < 1; {len(margins) - below}/{len(margins)} comparisons above"
-    return Outcome("dense above every conv layer", f"smallest margin {worst:+.3f} ({dense} − {conv} at {level:g})", below == 0, detail=detail)
+    return Outcome("dense above every conv layer", f"smallest margin {worst:+.3f} ({dense} − {conv} at {level:g})", below == 0,
+                   detail=detail, numbers=(0.0, worst, min(margins.values()), max(margins.values())))
 
 
 GAUSSIAN_TEST_K = 2.0  # the authors' results/plotPerturbationPerformance.py tests its largest k, 2.00
@@ -603,7 +620,8 @@ def _gaussian_lower_worse(ev):
     if missing:
         details.append(f"not run: {', '.join(missing)}")
     ours = f"{len(pairs) - len(failures)}/{len(pairs)} pairs, max p {max(pvalues):.3g}"
-    return Outcome("all pairs, p ≤ 0.0495", ours, not failures, max(pvalues), "; ".join(details))
+    return Outcome("all pairs, p ≤ 0.0495", ours, not failures, max(pvalues), "; ".join(details),
+                   numbers=(0.0495, max(pvalues), min(pvalues), max(pvalues)))
 
 
 @claim("conv1_synapse_beyond70_near_chance", "Beyond 70% synapse knockout conv_1 is almost at chance", ("synapse",))
@@ -615,7 +633,8 @@ def _conv1_near_chance(ev):
     level = max(means, key=means.get)
     bound = chance(ev.metric) + NEAR_CHANCE
     detail = f"our reading: raw accuracy ≤ chance + {NEAR_CHANCE} = {bound:.3f} at every level > 0.7 run ({', '.join(f'{lv:g}' for lv in levels)})"
-    return Outcome(f"≈ {chance(ev.metric):.3f}", f"max {means[level]:.3f} at {level:g}", means[level] <= bound, detail=detail)
+    return Outcome(f"≈ {chance(ev.metric):.3f}", f"max {means[level]:.3f} at {level:g}", means[level] <= bound, detail=detail,
+                   numbers=(chance(ev.metric), means[level], *ev.interval("conv_1", "synapse", level)))
 
 
 STEP = 0.1
@@ -648,7 +667,8 @@ def _synapse_steps(ev):
     if failures:
         details.insert(1, "fails: " + ", ".join(failures[:4]) + (" …" if len(failures) > 4 else ""))
     ours = f"{len(pvalues) - len(failures)}/{len(pvalues)} steps, max p {max(pvalues):.3g}"
-    return Outcome("all steps, p ≤ 0.0167", ours, not failures, max(pvalues), "; ".join(details))
+    return Outcome("all steps, p ≤ 0.0167", ours, not failures, max(pvalues), "; ".join(details),
+                   numbers=(STEP_ALPHA, max(pvalues), min(pvalues), max(pvalues)))
 
 
 # --- the qualitative claims: orderings and curve shapes, each decided by the statistic it prints ---
@@ -667,7 +687,8 @@ def _node_earlier_worse(ev):
     rho, p = sps.spearmanr(range(len(layers)), kept)
     detail = (f"statistic: Spearman ρ of layer order ({', '.join(layers)}) against mean accuracy over the common levels "
               f"< 1 ({', '.join(f'{lv:g}' for lv in common)}); holds when ρ > 0 with p < {ALPHA}")
-    return Outcome("ρ > 0, p < 0.05", f"ρ {rho:.2f}, p {p:.3g}", bool(rho > 0 and p < ALPHA), float(p), detail)
+    return Outcome("ρ > 0, p < 0.05", f"ρ {rho:.2f}, p {p:.3g}", bool(rho > 0 and p < ALPHA), float(p), detail,
+                   numbers=(0.0, float(rho), float(rho), float(rho)))
 
 
 TOP1_AGREEMENT = 0.8  # our reading of "a very similar trend": layer orderings agree at least this well
@@ -699,7 +720,8 @@ def _top1_trends(ev):
               f"layer falls from its baseline in both at its largest k; our reading: every ρ ≥ {TOP1_AGREEMENT} and every "
               f"drop-off in both; {sum(falls)}/{len(falls)} layers fall alike; "
               + ", ".join(f"k = {lv:g}: ρ {r:.2f}" for lv, r in sorted(rhos.items())))
-    return Outcome(f"ρ ≥ {TOP1_AGREEMENT}", f"min ρ {rhos[level]:.2f} (k = {level:g})", holds, detail=detail)
+    return Outcome(f"ρ ≥ {TOP1_AGREEMENT}", f"min ρ {rhos[level]:.2f} (k = {level:g})", holds, detail=detail,
+                   numbers=(TOP1_AGREEMENT, rhos[level], min(rhos.values()), max(rhos.values())))
 
 
 def _chord_gaps(ev, layer, perturbation) -> tuple[list[float], list[float]]:
@@ -720,7 +742,8 @@ def _conv1_node_shape(ev):
     detail = ("statistic: the mean accuracy at each level run against the straight line from the baseline to the "
               "largest level; holds when it lies below the line at every interior level (the fall is front-loaded)"
               + (f"; on or above at {', '.join(above)}" if above else ""))
-    return Outcome("below the line", f"largest gap {max(gaps):+.3f}", not above, detail=detail)
+    return Outcome("below the line", f"largest gap {max(gaps):+.3f}", not above, detail=detail,
+                   numbers=(0.0, max(gaps), min(gaps), max(gaps)))
 
 
 @claim("synapse_conv2_5_late_drop", "Synapse knockout in conv_2–conv_5 has little effect until a large proportion is removed",
@@ -738,7 +761,8 @@ def _synapse_late_drop(ev):
     detail = ("statistic: each layer's mean accuracy against the straight line from the baseline to its largest level; "
               "holds when it lies above the line at every interior level (the fall comes late)"
               + (f"; on or below at {', '.join(below[:4])}" + (" …" if len(below) > 4 else "") if below else ""))
-    return Outcome("above the line", f"smallest gap {smallest[worst]:+.3f} ({worst})", not below, detail=detail)
+    return Outcome("above the line", f"smallest gap {smallest[worst]:+.3f} ({worst})", not below, detail=detail,
+                   numbers=(0.0, smallest[worst], min(smallest.values()), max(smallest.values())))
 
 
 STAGNATION = 0.5  # our reading of "stagnate": conv_3–conv_5 spread less than half their distance from conv_1
@@ -758,7 +782,8 @@ def _stagnate(ev):
     detail = (f"statistic at k = {GAUSSIAN_TEST_K:g}: (max − min of the conv_3–conv_5 means) / (their mean − conv_1's); "
               f"our reading: < {STAGNATION}; spread {spread:.3f}, above conv_1 by {rise:.3f}"
               + (f"; not run: {', '.join(missing)}" if missing else ""))
-    return Outcome(f"ratio < {STAGNATION}", f"ratio {ratio:.2f}", ratio < STAGNATION, detail=detail)
+    return Outcome(f"ratio < {STAGNATION}", f"ratio {ratio:.2f}", ratio < STAGNATION, detail=detail,
+                   numbers=(STAGNATION, ratio, ratio, ratio))
 
 
 # --- the table ---------------------------------------------------------------------
@@ -786,7 +811,8 @@ def claims_table(df: pd.DataFrame, metric="top5", layer_map: dict[str, str] | No
 
     Returns:
         One row per claim: id, claim, network, kind, paper, ours, holds (yes / no / n.a.),
-        p_value, detail.
+        p_value, detail, and as numbers for `plot_claims` paper_value, our_value and our
+        interval low, high (on the scale the claim is judged on; NaN where it has none).
     """
     if metric not in stats.METRICS:
         raise ValueError(f"metric must be one of {stats.METRICS}")
@@ -808,8 +834,10 @@ def claims_table(df: pd.DataFrame, metric="top5", layer_map: dict[str, str] | No
             holds = "yes" if out.holds else "no"
         except Missing as why:
             out, holds = Outcome("", "", None, detail=str(why)), "n.a."
+        paper_value, our_value, low, high = out.numbers
         rows.append({"id": c.id, "claim": c.text, "network": c.network, "kind": c.kind, "paper": out.paper,
-                     "ours": out.ours, "holds": holds, "p_value": out.p_value, "detail": out.detail})
+                     "ours": out.ours, "holds": holds, "p_value": out.p_value, "detail": out.detail,
+                     "paper_value": paper_value, "our_value": our_value, "low": low, "high": high})
     return pd.DataFrame(rows)
 
 

@@ -136,7 +136,8 @@ def _every_layer_after(ev: Evidence, level: float, bound: float) -> Outcome:
         detail += f"; beyond it: {', '.join(beyond)}"
     if missing:
         detail += f"; not run: {', '.join(missing)}"
-    return Outcome(f"loss < {bound:.2%}", f"max loss {means[worst]:.2%}", not beyond, detail=detail)
+    return Outcome(f"loss < {bound:.2%}", f"max loss {means[worst]:.2%}", not beyond, detail=detail,
+                   numbers=(bound, means[worst], *intervals[worst]))
 
 
 def _block1_conv2(ev: Evidence, level: float, paper: float) -> Outcome:
@@ -144,7 +145,7 @@ def _block1_conv2(ev: Evidence, level: float, paper: float) -> Outcome:
     interval = _loss_interval(ev, values)
     loss = stats.relative_loss(float(values.mean()), ev.require_baseline())
     return Outcome(f"loss {paper:.2%}", f"loss {loss:.2%} {interval_text(interval, '.2%')}", inside(paper, interval),
-                   detail=MEASUREMENT)
+                   detail=MEASUREMENT, numbers=(paper, loss, *interval))
 
 
 @claim("vgg16_gaussian1_after_block3_conv1",
@@ -204,4 +205,4 @@ def _vgg_later_resilient(ev):
     if failures:
         detail += f"; fails at {', '.join(failures)}"
     return Outcome("ρ > 0, p < 0.05", f"min ρ {worst[1]:.2f} (k = {worst[0]:g})", not failures, max(r[2] for r in results),
-                   detail=detail)
+                   detail=detail, numbers=(0.0, worst[1], worst[1], max(r[1] for r in results)))

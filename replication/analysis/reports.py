@@ -64,9 +64,12 @@ def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, st
     return "\n".join(lines)
 
 
+NUMBERS = ("paper_value", "our_value", "low", "high")  # for the picture; the text shows them in words
+
+
 def _cells(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings: p-values to 3 significant digits, blank where there is none."""
-    shown = table.copy()
+    shown = table.drop(columns=[c for c in NUMBERS if c in table.columns])
     shown["p_value"] = [f"{p:.3g}" if np.isfinite(p) else "" for p in table["p_value"]]
     return shown.astype(str)
 
@@ -183,3 +186,38 @@ def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source, c
         "",
     ]
     return "\n".join(parts)
+
+
+def plot_claims(table: pd.DataFrame):
+    """The claims table as one picture: per claim, the paper's value against ours with our interval.
+
+    Args:
+        table: `claims_table`'s (or `compare_claims(...).table`).
+
+    Returns:
+        A matplotlib Figure (no pyplot state), one row per claim, each on the scale it is
+        judged on (a fraction of the baseline, a loss, r², a p-value or the statistic the
+        claim prints; for significance claims the bar is the range of p over its
+        comparisons); ours coloured by verdict, the paper's value a black diamond. Claims
+        without a number (n.a.) are listed with their verdict only.
+    """
+    from matplotlib.figure import Figure
+
+    colours = {"yes": "tab:green", "no": "tab:red", "n.a.": "tab:gray"}
+    fig = Figure(figsize=(9, 0.32 * len(table) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    rows = list(table.itertuples(index=False))
+    for y, row in enumerate(rows):
+        colour = colours.get(row.holds, "tab:gray")
+        if np.isfinite(row.our_value):
+            low, high = row.low, row.high
+            ax.errorbar(row.our_value, y, xerr=[[row.our_value - min(low, row.our_value)], [max(high, row.our_value) - row.our_value]],
+                        fmt="o", color=colour, capsize=3)
+        if np.isfinite(row.paper_value):
+            ax.plot(row.paper_value, y, marker="D", color="black", markersize=4, linestyle="none")
+    ax.set_yticks(range(len(rows)), [f"{row.id} ({row.holds})" for row in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.85", linewidth=0.8)
+    ax.set_xlabel("value on the scale each claim is judged on (◆ paper, ● ours with our interval)")
+    ax.set_title("The paper's claims: paper against ours (green holds, red fails, grey n.a.)", fontsize=9)
+    return fig
