@@ -80,8 +80,12 @@ _API = {
     "EXPERIMENTS": "replication.analysis.experiments",
     "Experiment": "replication.analysis.experiments",
     "claims_table": "replication.analysis.claims",
+    "plot_claims": "replication.analysis.reports",
     "summary": "replication.analysis.stats",
     "plot_figure": "replication.analysis.figures",
+    "robustness_profile": "replication.analysis.profile",
+    "plot_profile": "replication.analysis.profile",
+    "write_profile": "replication.analysis.profile",
     "recovery_report": "replication.analysis.recovery",
     "plot_recovery": "replication.analysis.recovery",
 }

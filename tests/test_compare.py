@@ -87,10 +87,11 @@ EXPECTED = {
     "dense_synapse_to80": "yes",
     "conv1_synapse30_vs_conv3_5_synapse70": "yes",
     "after_conv2_synapse70": "no",
-    "node_r2_conv2_5": "yes",  # 0.925 against 0.963
-    "node_r2_conv1": "yes",  # 0.770 against 0.715
-    "synapse_r2_conv2_5": "no",  # 0.805 against 0.553
-    "synapse_r2_conv1": "yes",  # 1.000 against 0.930
+    # judged on the authors' fit, whose bootstrap interval over these near-identical repeats is narrow
+    "node_r2_conv2_5": "no",
+    "node_r2_conv1": "no",
+    "synapse_r2_conv2_5": "no",
+    "synapse_r2_conv1": "no",
     "node_worse_than_synapse": "yes",
     "node_vs_synapse_conv2_90": "yes",
     "node30_conv1": "yes",
@@ -104,11 +105,17 @@ EXPECTED = {
     "gaussian_lower_conv_worse": "yes",
     "conv1_synapse_beyond70_near_chance": "no",  # 0.163 at 0.8
     "synapse_steps_significant": "yes",
+    "node_earlier_more_damaging": "yes",
+    "top1_same_trends": "yes",
+    "conv1_node_first_cost_most": "yes",
+    "synapse_conv2_5_late_drop": "yes",
+    "conv3_5_stagnate": "yes",
     # Figure 5's caption is about VGG-16's layers: n.a. for AlexNet's
     "vgg16_gaussian1_after_block3_conv1": "n.a.",
     "vgg16_gaussian2_after_block3_conv1": "n.a.",
     "vgg16_gaussian1_block1_conv2": "n.a.",
     "vgg16_gaussian2_block1_conv2": "n.a.",
+    "vgg16_later_more_resilient": "n.a.",
 }
 
 
@@ -149,16 +156,16 @@ def test_every_claim_is_checked_and_the_verdicts_follow_the_data():
 
 def test_values_beside_the_paper():
     t = by_id(compare.claims_table(results()))
-    assert t.loc["baseline", "ours"] == f"{BASELINE:.3f}"
-    assert t.loc["synapse50_conv1", "ours"] == f"{BASELINE * 0.5:.3f} = 0.500×baseline"
+    assert t.loc["baseline", "ours"].startswith(f"{BASELINE:.3f} [")
+    assert t.loc["synapse50_conv1", "ours"].startswith(f"{BASELINE * 0.5:.3f} = 0.500×baseline [")
     assert t.loc["synapse50_conv1", "paper"] == f"0.269 = {0.269 / 0.791:.3f}×baseline"
     assert t.loc["after_conv2_synapse70", "ours"] == "max loss 40.0%" and "dense_3" in t.loc["after_conv2_synapse70", "detail"]
     assert t.loc["node50_conv1", "ours"] == "loss 90.0%"
     for kind, kept in (("node", node_kept), ("synapse", synapse_kept)):
         ours, authors = r2_of(CONV_2_5, kept), authors_r2_of(ALL_BUT_CONV_1, kept)
-        assert t.loc[f"{kind}_r2_conv2_5", "ours"] == f"r² {ours:.3f}; authors' fit {authors:.3f}"
-    node_conv1 = f"r² {r2_of(['conv_1'], node_kept):.3f}; authors' fit {authors_r2_of(['conv_1'], node_kept):.3f}"
-    assert t.loc["node_r2_conv1", "ours"] == node_conv1
+        assert t.loc[f"{kind}_r2_conv2_5", "ours"].startswith(f"r² {authors:.3f}; per-level means {ours:.3f} [")
+    node_conv1 = f"r² {authors_r2_of(['conv_1'], node_kept):.3f}; per-level means {r2_of(['conv_1'], node_kept):.3f} ["
+    assert t.loc["node_r2_conv1", "ours"].startswith(node_conv1)
     assert t.loc["output_node_linear", "ours"] == f"r² 1.000; authors' fit 1.000, slope {-0.95 * BASELINE:.3f}"
     assert t.loc["node_worse_than_synapse", "ours"] == f"{8 * 9 - 1}/{8 * 9 - 1} pairs"
 
@@ -200,7 +207,7 @@ def test_accuracies_are_judged_relative_to_the_baseline_unless_absolute():
     assert dict(zip(relative.index, relative["holds"])) == {**EXPECTED, "baseline": "no"}
     absolute = by_id(compare.claims_table(scaled, relative=False))
     assert absolute.loc["synapse50_conv2", "holds"] == "no"  # 0.69 raw against 0.607
-    assert absolute.loc["synapse50_conv2", "ours"] == f"{0.9 * 0.767:.3f}"
+    assert absolute.loc["synapse50_conv2", "ours"].startswith(f"{0.9 * 0.767:.3f} [")
     assert absolute.loc["node50_conv1", "holds"] == relative.loc["node50_conv1", "holds"]  # losses are relative either way
 
 
@@ -209,7 +216,7 @@ def test_top1_uses_top1_and_has_no_baseline_claim():
     assert t.loc["baseline", "holds"] == "n.a."
     # top1 is top5 / 2 here: ratios, losses and r² agree, raw values halve
     assert dict(zip(t.index, t["holds"])) == {**EXPECTED, "baseline": "n.a."}
-    assert t.loc["synapse50_conv1", "ours"] == f"{BASELINE * 0.5 / 2:.3f} = 0.500×baseline"
+    assert t.loc["synapse50_conv1", "ours"].startswith(f"{BASELINE * 0.5 / 2:.3f} = 0.500×baseline [")
 
 
 SQUEEZE_NAMES = {
@@ -226,7 +233,8 @@ def test_other_models_map_only_first_and_last_layer_by_default():
     t = by_id(compare.claims_table(df))
     for claim in ("node30_conv1", "node50_conv1", "synapse50_conv1", "node_r2_conv1", "synapse_r2_conv1", "output_node_linear"):
         assert (t.loc[claim, "holds"], t.loc[claim, "ours"]) == (reference.loc[claim, "holds"], reference.loc[claim, "ours"])
-    for claim in ("synapse50_conv3_5", "synapse50_conv2", "dense_synapse_to80", "node_r2_conv2_5", "node_vs_synapse_conv2_90"):
+    # node_r2_conv2_5 is judged on the authors' pool, all but conv_1: dense_3 (conv10) is in it
+    for claim in ("synapse50_conv3_5", "synapse50_conv2", "dense_synapse_to80", "node_vs_synapse_conv2_90"):
         assert t.loc[claim, "holds"] == "n.a.", claim
         assert "not mapped" in t.loc[claim, "detail"]
     full = by_id(compare.claims_table(df, layer_map=SQUEEZE_NAMES))
@@ -265,7 +273,7 @@ def test_command_line(tmp_path, capsys):
     assert f"{sum(v == 'yes' for v in EXPECTED.values())} hold" in capsys.readouterr().out
     assert compare_command.main(["--results", str(path), "--layer-map", mapped, "--conventions", "authors"]) == 0
     printed = capsys.readouterr().out
-    assert "conventions authors: r² through every trial" in printed
+    assert "conventions authors: 'falls linearly' read on r² through every trial" in printed
     authors = by_id(compare.claims_table(results(), conventions="authors"))
     assert f"{(authors['holds'] == 'yes').sum()} hold" in printed
 
@@ -296,15 +304,16 @@ def test_several_tables_combine_with_one_baseline(tmp_path, capsys):
 # --- the authors' conventions ------------------------------------------------------------------
 
 
-def test_authors_conventions_judge_the_r2_claims_on_their_fit():
+def test_r2_claims_are_judged_on_the_authors_fit_whatever_the_conventions():
     ours = by_id(compare.claims_table(results()))
     authors = by_id(compare.claims_table(results(), conventions="authors"))
     # Their pool (every layer but conv_1, every trial) reads node knockout's r² lower: 0.777 against 0.963.
     r2 = authors_r2_of(ALL_BUT_CONV_1, node_kept)
-    assert authors.loc["node_r2_conv2_5", "ours"] == f"r² {r2:.3f}; per-level means {r2_of(CONV_2_5, node_kept):.3f}"
-    assert (ours.loc["node_r2_conv2_5", "holds"], authors.loc["node_r2_conv2_5", "holds"]) == ("yes", "no")
-    assert (ours.loc["synapse_r2_conv2_5", "holds"], authors.loc["synapse_r2_conv2_5", "holds"]) == ("no", "yes")
-    assert "dense_3" in authors.loc["node_r2_conv2_5", "detail"] and "every trial" in authors.loc["node_r2_conv2_5", "detail"]
+    for t in (ours, authors):
+        assert t.loc["node_r2_conv2_5", "ours"].startswith(f"r² {r2:.3f}; per-level means {r2_of(CONV_2_5, node_kept):.3f} [")
+        assert "dense_3" in t.loc["node_r2_conv2_5", "detail"] and "judged on the authors' fit" in t.loc["node_r2_conv2_5", "detail"]
+    r2_claims = [c for c in EXPECTED if "_r2_" in c]
+    pd.testing.assert_frame_equal(authors.loc[r2_claims, ["holds", "ours"]], ours.loc[r2_claims, ["holds", "ours"]])
     others = [c for c in EXPECTED if "r2" not in c and c != "output_node_linear"]
     pd.testing.assert_frame_equal(authors.loc[others, ["holds", "ours", "p_value"]], ours.loc[others, ["holds", "ours", "p_value"]])
     with pytest.raises(ValueError, match="conventions"):
@@ -383,9 +392,10 @@ def test_dense_layers_more_robust_to_node_knockout():
     assert t.loc["dense_node_more_robust", "holds"] == "n.a."
 
 
-def test_gaussian_lower_conv_layers_worse_except_conv4_against_conv5():
+def test_gaussian_lower_conv_layers_worse_except_among_conv3_to_conv5():
     t = by_id(compare.claims_table(results()))
-    assert t.loc["gaussian_lower_conv_worse", "ours"].startswith("9/9 pairs")  # 10 pairs less the exception
+    assert t.loc["gaussian_lower_conv_worse", "ours"].startswith("7/7 pairs")  # 10 pairs less the three excepted
+    assert "no ordering claimed among conv_3, conv_4, conv_5" in t.loc["gaussian_lower_conv_worse", "detail"]
     assert t.loc["gaussian_lower_conv_worse", "p_value"] == pytest.approx(stats.smallest_rank_sum_p(5, 5))
     swapped = with_values(results(), "conv_2", "gaussian", 2.0, BASELINE * 0.6 + 0.01)  # conv_2 above conv_3
     t = by_id(compare.claims_table(swapped))

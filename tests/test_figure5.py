@@ -156,7 +156,7 @@ def test_the_claims_hold_on_the_papers_values():
 def test_the_claims_fail_when_the_values_do():
     rows = vgg_rows(results(papers_losses() | {("fc1", 1.0): 0.06, ("block1_conv2", 2.0): 0.25}))
     assert rows.loc["vgg16_gaussian1_after_block3_conv1", "holds"] == "no"
-    assert rows.loc["vgg16_gaussian1_after_block3_conv1", "detail"].startswith("worst: fc1")
+    assert "worst: fc1" in rows.loc["vgg16_gaussian1_after_block3_conv1", "detail"]
     assert rows.loc["vgg16_gaussian2_block1_conv2", "holds"] == "no"
     assert list(rows["holds"][["vgg16_gaussian2_after_block3_conv1", "vgg16_gaussian1_block1_conv2"]]) == ["yes", "yes"]
     # block3_conv1 itself is not "after" it: a large loss there changes nothing.

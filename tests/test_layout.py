@@ -176,3 +176,75 @@ def test_documented_examples_use_only_the_public_api():
                 found += [f"{path.name}: {line.strip()}" for line in "".join(cell["source"]).splitlines()
                           if internal.search(line)]
     assert found == []
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """replication's modules -> the replication modules each imports (anywhere in it, function
+    bodies too); `from a import b` points at a.b when that is a module, else at a."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names)
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components with more than one module (Tarjan, iterative)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(component)
+            elif child not in index:
+                index[child] = low[child] = counter[0]
+                counter[0] += 1
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def test_no_module_imports_itself_back():
+    graph = _module_graph()
+    # the check itself: a planted circle is found
+    assert _circles({**graph, "replication.analysis.claims": graph["replication.analysis.claims"] | {"replication.analysis.claims_vgg"}})
+    assert _circles(graph) == []
+    assert "replication.analysis.claims_vgg" not in graph["replication.analysis.claims"]
+
+
+def test_the_vgg_claims_are_registered_without_the_registry_importing_them():
+    import replication.analysis.claims as claims
+
+    assert any(c.id.startswith("vgg16_") for c in claims.CLAIMS)

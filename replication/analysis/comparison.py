@@ -22,7 +22,7 @@ class Comparison:
 
 
 def compare_claims(results, metric="top5", layer_map=None, model=None, semantics=None, relative=True,
-                   conventions="ours") -> Comparison:
+                   conventions="ours", after_block3_conv1="every") -> Comparison:
     """Every claim of the paper beside our value, on the given results tables.
 
     Args:
@@ -33,7 +33,10 @@ def compare_claims(results, metric="top5", layer_map=None, model=None, semantics
             the default reading (`claims.default_layer_map`).
         model, semantics: analyse only these rows, when a table holds several.
         relative: compare accuracies as fractions of the baseline (the paper's figures).
-        conventions: whose analysis decides the r² claims, "ours" or "authors".
+        conventions: "ours" or "authors": the fit "falls linearly" is read on; the r² claims
+            are judged on the authors' fit either way (ours printed beside).
+        after_block3_conv1: Figure 5's "every layer after block3_conv1": "every" (fc1, fc2
+            and predictions included) or "conv" (its convolutional layers only).
 
     Returns:
         A `Comparison`.
@@ -47,17 +50,18 @@ def compare_claims(results, metric="top5", layer_map=None, model=None, semantics
         raise ReplicationError(source, "holds no finished trials (a header and no rows): run a sweep first")
     df = stats.select(stats.tidy(raw, source), model=model, semantics=semantics)
     if isinstance(layer_map, str):
-        layer_map, how = claims.parse_layer_map(layer_map), "--layer-map"
-    elif layer_map:
-        how = "--layer-map"
-    else:
-        layer_map, how = claims.default_layer_map(df)
-    table = claims.claims_table(df, metric, layer_map, relative=relative, conventions=conventions)
+        layer_map = claims.parse_layer_map(layer_map)
+    given = layer_map or None  # None: the default reading, under which a VGG-16 table gets only its own claims
+    layer_map, how = (layer_map, "--layer-map") if given else claims.default_layer_map(df)
+    table = claims.claims_table(df, metric, given, relative=relative, conventions=conventions,
+                                after_block3_conv1=after_block3_conv1)
     fits = claims.fit_readings(df, metric, layer_map)
     header = reports.claims_header(df, source, metric, layer_map, how, relative, conventions)
     held = table["holds"].value_counts()
+    kinds = table["kind"].value_counts()
     text = "\n".join([
         header, "", reports.claims_text(table), "",
+        f"{len(table)} claims ({kinds.get('quantitative', 0)} quantitative, {kinds.get('qualitative', 0)} qualitative): "
         f"{held.get('yes', 0)} hold, {held.get('no', 0)} do not, {held.get('n.a.', 0)} not applicable (data missing)",
         "", reports.fits_text(fits),
     ])

@@ -33,7 +33,7 @@ def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, st
     repeats = df[df["level"] != 0].groupby(["layer", "perturbation", "level"]).size()
     base = stats.baseline_values(df, metric)
     lines = [
-        "Claims of Cheney, Schrimpf & Kreiman (2017) about AlexNet, beside ours",
+        "Claims of Cheney, Schrimpf & Kreiman (2017) about AlexNet and VGG-16, beside ours",
         f"  results {source}: model {one('model')}, {one('images')} images, semantics {one('semantics')}, "
         f"{_repeats_text(repeats)}, metric {metric}",
         f"  unperturbed {metric}: ours {base.mean():.3f}" if base.size else "  no unperturbed (level 0) result",
@@ -41,13 +41,18 @@ def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, st
         + ("accuracies are judged as fractions of each network's own baseline (paper 0.791)" if relative else "accuracies are compared raw (--absolute)"),
     ]
     if chosen.fit_points == "means":
-        lines.append("  conventions ours: r² through the per-level means (baseline at 0), conv_1 alone and conv_2–conv_5 pooled")
+        lines.append("  conventions ours: 'falls linearly' read on r² through the per-level means (baseline at 0)")
     else:
-        lines.append("  conventions authors: r² through every trial plus one baseline point per layer, conv_1 alone "
-                     "and every layer but conv_1 pooled (their results/findLinearFit.py)")
+        lines.append("  conventions authors: 'falls linearly' read on r² through every trial plus one baseline point per layer")
+    lines.append("  the r² claims are judged on the authors' fit (their results/findLinearFit.py: every trial, one baseline "
+                 "per layer, every layer but conv_1 pooled), ours printed beside")
+    lines.append("  a published measurement holds when inside our bootstrap 95% interval over repeats; a bound the paper "
+                 "observed fails only when our whole interval lies beyond it; round bounds are bounds")
     lines.append("  ties with the true class count their expected top-k under random tie-breaking (all logits equal: chance)")
     if metric != "top5":
         lines.append(f"  the paper's numbers are top-5; here the same comparisons are made on {metric}")
+    if not layer_map:
+        lines.append(f"  {how}")
     if any(ours != paper for paper, ours in layer_map.items()):
         unmapped = [name for name in claims.PAPER_LAYERS if name not in layer_map]
         lines += [
@@ -59,9 +64,12 @@ def claims_header(df: pd.DataFrame, source, metric: str, layer_map: dict[str, st
     return "\n".join(lines)
 
 
+NUMBERS = ("paper_value", "our_value", "low", "high")  # for the picture; the text shows them in words
+
+
 def _cells(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings: p-values to 3 significant digits, blank where there is none."""
-    shown = table.copy()
+    shown = table.drop(columns=[c for c in NUMBERS if c in table.columns])
     shown["p_value"] = [f"{p:.3g}" if np.isfinite(p) else "" for p in table["p_value"]]
     return shown.astype(str)
 
@@ -166,7 +174,7 @@ def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source, c
     ]
     layer_map, how = claims.default_layer_map(table)
     wanted = {c.id for c in claims.claims_about(experiment.perturbation)}
-    table_of_claims = claims.claims_table(table, "top5", layer_map, conventions=conventions)
+    table_of_claims = claims.claims_table(table, "top5", None, conventions=conventions)
     parts += [
         "```",
         claims_header(table, source, "top5", layer_map, how, relative=True, conventions=conventions),
@@ -178,3 +186,38 @@ def figure_report(table: pd.DataFrame, experiment: Experiment, layers, source, c
         "",
     ]
     return "\n".join(parts)
+
+
+def plot_claims(table: pd.DataFrame):
+    """The claims table as one picture: per claim, the paper's value against ours with our interval.
+
+    Args:
+        table: `claims_table`'s (or `compare_claims(...).table`).
+
+    Returns:
+        A matplotlib Figure (no pyplot state), one row per claim, each on the scale it is
+        judged on (a fraction of the baseline, a loss, r², a p-value or the statistic the
+        claim prints; for significance claims the bar is the range of p over its
+        comparisons); ours coloured by verdict, the paper's value a black diamond. Claims
+        without a number (n.a.) are listed with their verdict only.
+    """
+    from matplotlib.figure import Figure
+
+    colours = {"yes": "tab:green", "no": "tab:red", "n.a.": "tab:gray"}
+    fig = Figure(figsize=(9, 0.32 * len(table) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    rows = list(table.itertuples(index=False))
+    for y, row in enumerate(rows):
+        colour = colours.get(row.holds, "tab:gray")
+        if np.isfinite(row.our_value):
+            low, high = row.low, row.high
+            ax.errorbar(row.our_value, y, xerr=[[row.our_value - min(low, row.our_value)], [max(high, row.our_value) - row.our_value]],
+                        fmt="o", color=colour, capsize=3)
+        if np.isfinite(row.paper_value):
+            ax.plot(row.paper_value, y, marker="D", color="black", markersize=4, linestyle="none")
+    ax.set_yticks(range(len(rows)), [f"{row.id} ({row.holds})" for row in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.85", linewidth=0.8)
+    ax.set_xlabel("value on the scale each claim is judged on (◆ paper, ● ours with our interval)")
+    ax.set_title("The paper's claims: paper against ours (green holds, red fails, grey n.a.)", fontsize=9)
+    return fig

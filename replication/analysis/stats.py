@@ -262,3 +262,53 @@ def linear_fits(df: pd.DataFrame, metric="top5", groups=None, perturbations=("no
             fit = linear_fit(df, layers, perturbation, metric, how.fit_points)
             rows.append({"perturbation": perturbation, "layers": label, "r2": fit.r2, "slope": fit.slope, "intercept": fit.intercept, "points": fit.points})
     return pd.DataFrame(rows)
+
+
+def r2_interval(df: pd.DataFrame, layers, perturbation: str, metric="top5", points: str = "means",
+                interval: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval of `linear_fit`'s r²: the repeats at each (layer, level)
+    are resampled with replacement, the baseline kept.
+
+    Args:
+        df: a results table (`tidy`).
+        layers, perturbation, metric, points: as for `linear_fit`.
+        interval: its coverage (0.95).
+        resamples: bootstrap resamples.
+        seed: of the generator, so that a table always gets the same interval.
+
+    Returns:
+        (low, high); NaN when no fit can be made, r² itself when no point has two repeats.
+    """
+    base = baseline_values(df, metric)
+    base_value = float(base.mean()) if base.size else None
+    cells, fixed_x, fixed_y = [], [], []
+    for layer in layers:
+        rows = df[(df["layer"] == layer) & (df["perturbation"] == perturbation) & (df["level"] != 0)]
+        if rows.empty:
+            continue
+        if base_value is not None:
+            fixed_x.append(0.0)
+            fixed_y.append(base_value)
+        cells += [(level, group[metric].to_numpy(float)) for level, group in rows.groupby("level")]
+    if not cells:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    # Resampling within a cell keeps its level, so x is fixed and only y varies between resamples.
+    drawn = [values[rng.integers(0, values.size, (resamples, values.size))] for _, values in cells]
+    if points == "means":
+        x = np.array(fixed_x + [level for level, _ in cells])
+        ys = [d.mean(axis=1, keepdims=True) for d in drawn]
+    else:
+        x = np.concatenate([fixed_x, *[np.full(values.size, level) for level, values in cells]])
+        ys = drawn
+    y = np.concatenate([np.tile(np.asarray(fixed_y, float), (resamples, 1)), *ys], axis=1)
+    if np.ptp(x) == 0:
+        return float("nan"), float("nan")
+    dx = x - x.mean()
+    dy = y - y.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2s = (dy @ dx) ** 2 / ((dy**2).sum(axis=1) * (dx**2).sum())
+    if np.isnan(r2s).all():
+        return float("nan"), float("nan")
+    tail = (1 - interval) / 2 * 100
+    return float(np.nanpercentile(r2s, tail)), float(np.nanpercentile(r2s, 100 - tail))

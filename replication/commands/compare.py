@@ -1,5 +1,5 @@
 """python -m replication.compare --results R.csv [R2.csv ...] [--metric top5] [--layer-map conv_1=conv1,...]
-[--conventions ours|authors]
+[--conventions ours|authors] [--after-block3-conv1 every|conv]
 
 Every quantitative claim of the paper beside our value, and whether it holds
 (`analysis.claims`, which says how each claim is read), then the paper's linear fits
@@ -25,9 +25,12 @@ def main(argv=None) -> int:
     parser.add_argument("--semantics", choices=SEMANTICS, help="analyse only these perturbation semantics")
     parser.add_argument("--absolute", action="store_true", help="compare accuracy values raw, not as fractions of the baseline")
     parser.add_argument("--conventions", choices=("ours", "authors"), default="ours",
-                        help="whose analysis decides the r² claims: ours (fits through the per-level means, conv_2–conv_5 "
-                        "pooled) or the authors' (every trial plus one baseline per layer, all layers but conv_1 pooled); "
-                        "both fits are printed either way")
+                        help="the fit 'falls linearly' is read on: ours (through the per-level means) or the authors' (every "
+                        "trial plus one baseline per layer); the r² claims are judged on the authors' fit either way, the "
+                        "statistic that produced the paper's numbers, and both fits are printed")
+    parser.add_argument("--after-block3-conv1", choices=("every", "conv"), default="every",
+                        help="Figure 5's 'every layer after block3_conv1': every layer after it, fc1, fc2 and predictions "
+                        "included (default), or its convolutional layers only")
     parser.add_argument("--csv", type=output_file, help="also write the table as CSV")
     parser.add_argument("--markdown", type=output_file, help="also write the table as Markdown")
     args = parser.parse_args(argv)
@@ -35,7 +38,8 @@ def main(argv=None) -> int:
     from replication.analysis.comparison import compare_claims, write_comparison
 
     comparison = compare_claims(args.results, args.metric, args.layer_map, model=args.model, semantics=args.semantics,
-                                relative=not args.absolute, conventions=args.conventions)
+                                relative=not args.absolute, conventions=args.conventions,
+                                after_block3_conv1=args.after_block3_conv1)
     print(comparison.text)
     write_comparison(comparison, args.csv, args.markdown)
     return 0

@@ -25,6 +25,7 @@ COMMANDS = {
     "evaluate": ("replication.commands.evaluate", "top-1 / top-5 of a model on the validation images"),
     "table1": ("replication.commands.table1", "the paper's Table 1 for a weight file"),
     "compare": ("replication.commands.compare", "the paper's claims beside ours"),
+    "profile": ("replication.profile", "beyond the paper: where each layer's accuracy halves, across networks"),
     "merge": ("replication.commands.merge", "the checked union of a sharded sweep's tables"),
     "synthetic": ("replication.commands.synthetic", "a synthetic model (real shapes, random weights) for offline use"),
     "download": ("replication.commands.download", "fetch the Model Zoo weights, mean image and ILSVRC12 aux files"),
