@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 
 _API = {
     # files -> weights
+    "download": "replication.fetch",
     "convert_caffemodel": "replication.caffe.convert",
     "write_synthetic_weights": "replication.models.offline",
     # models

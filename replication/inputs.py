@@ -69,12 +69,16 @@ def missing_inputs(model, weights, data, labels=None, mean="image", mean_file=DE
         )
     elif not weights.is_file():
         if spec is not None and spec.zoo_file:
+            from replication.fetch import ITEMS
+
+            item = next((i for i in ITEMS.values() if i.filename == f"{spec.zoo_file}.caffemodel"), None)
             url = ZOO_URL.format(spec.zoo_file)
+            fetch = (f"      python -m replication.download {item.name}\n" if item is not None else
+                     f"      mkdir -p caffe_weights\n"
+                     f"      curl -L -o caffe_weights/{spec.zoo_file}.caffemodel {url}\n")
             missing.append(
                 f"weights {weights}: not found. Download {spec.zoo_file} from the Caffe Model Zoo ({url}, "
-                "233 MB) and convert it:\n"
-                f"      mkdir -p caffe_weights\n"
-                f"      curl -L -o caffe_weights/{spec.zoo_file}.caffemodel {url}\n"
+                "233 MB; hash-checked) and convert it:\n" + fetch +
                 f"      python -m replication.convert caffe_weights/{spec.zoo_file}.caffemodel -o {weights}"
             )
         else:
@@ -93,8 +97,9 @@ def missing_inputs(model, weights, data, labels=None, mean="image", mean_file=DE
         missing.append(f"labels {labels}: no such file.")
     if mean == "image" and not Path(mean_file).is_file():
         missing.append(
-            f"mean image {mean_file}: not found. It ships with Caffe as "
-            f"python/caffe/imagenet/ilsvrc_2012_mean.npy ({MEAN_URL}); save it as {DEFAULT_MEAN_FILE} "
-            "or pass --mean-file, or use --mean pixel."
+            f"mean image {mean_file}: not found. It ships with Caffe as python/caffe/imagenet/ilsvrc_2012_mean.npy "
+            f"({MEAN_URL}); fetch it with\n"
+            f"      python -m replication.download mean\n"
+            f"      ... or pass --mean-file, or use --mean pixel."
         )
     return missing

@@ -13,6 +13,18 @@ from replication.errors import ReplicationError
 from replication.paths import DEFAULT_MEAN_FILE
 
 
+def one_line(message: str, argv=None) -> str:
+    """An error message as one line: a message that spans several lines (a library's
+    report of every way it tried) keeps its first line, and the rest is shown with
+    --verbose."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return message.strip()
+    if "--verbose" in (sys.argv[1:] if argv is None else argv):
+        return " | ".join(lines)
+    return f"{lines[0].rstrip(':')} … (the details with --verbose)"
+
+
 def run_cli(main, argv=None) -> int:
     """Run a command's `main(argv)`: bad input, and any fault of the operating system (a
     full disk, a read-only folder, a folder where a file is expected), becomes one line
@@ -20,7 +32,7 @@ def run_cli(main, argv=None) -> int:
     try:
         return main(argv) or 0
     except ReplicationError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err), argv)}", file=sys.stderr)
         return 2
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
@@ -117,13 +129,16 @@ def entry_point(module_name: str, main):
 
 def new_parser(prog: str, description: str, tensorflow: bool = True) -> argparse.ArgumentParser:
     """An argument parser that takes no abbreviations (`--result` is not `--results`), with
-    --verbose for the commands that run TensorFlow. Those load it now, quietly unless
-    --verbose is on the command line: their options list the registered models, whose
-    modules import Keras."""
+    --verbose (an error's every detail). The commands that run TensorFlow load it now,
+    quietly unless --verbose is on the command line: their options list the registered
+    models, whose modules import Keras."""
     parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     if tensorflow:
         load_tensorflow(verbose="--verbose" in sys.argv[1:])
-        parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
+        parser.add_argument("--verbose", action="store_true",
+                            help="show TensorFlow's start-up messages, and an error's every detail")
+    else:
+        parser.add_argument("--verbose", action="store_true", help="show an error's every detail")
     return parser
 
 
