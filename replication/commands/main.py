@@ -26,6 +26,7 @@ COMMANDS = {
     "table1": ("replication.commands.table1", "the paper's Table 1 for a weight file"),
     "compare": ("replication.commands.compare", "the paper's claims beside ours"),
     "merge": ("replication.commands.merge", "the checked union of a sharded sweep's tables"),
+    "status": ("replication.commands.status", "how far a sweep has got, per shard, and its Slurm jobs"),
     "synthetic": ("replication.commands.synthetic", "a synthetic model (real shapes, random weights) for offline use"),
     "download": ("replication.commands.download", "fetch the Model Zoo weights, mean image and ILSVRC12 aux files"),
 }

@@ -148,6 +148,7 @@ def job_scripts(command: str, argv: list[str], results: Path, count: int, sbatch
 # (or at the latest {GRACE_SECONDS} s later), requeues itself with scontrol requeue, and resumes from
 # its table when it restarts. exec: the warning goes to the batch shell, which must be Python.
 export {REQUEUE_ENV}={GRACE_SECONDS}
+echo "task $SLURM_ARRAY_TASK_ID (job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname), $(date -u +%FT%TZ); CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES-unset}}"
 exec {task} --shard "$SLURM_ARRAY_TASK_ID/{count}"
 """
     prefix = shlex.quote(str(results.with_name(results.stem)))
