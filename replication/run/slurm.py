@@ -334,6 +334,10 @@ def _watch(table: Path, size: int, grace: float) -> None:
 def _stopped(cause: str, table: Path):
     rows = len(read_rows(table)) if table.exists() else 0
     job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_TASK_ID") and os.environ.get("SLURM_ARRAY_JOB_ID"):
+        # One task of an array has the array's own id as SLURM_JOB_ID, and `scontrol requeue`
+        # of that id requeues every task of the array: name the task.
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
     if cause != "SIGUSR1" or not job:
         raise TaskStopped(f"stopped by {cause}; {table} holds {rows} finished rows (Slurm requeues a requeued or "
                           "preempted task; a cancelled one finishes when the command is submitted again)", 143)

@@ -1,0 +1,218 @@
+"""The --slurm path against a real one-node Slurm (.ci/slurm-up), on the real SqueezeNet
+v1.1 and 32 real validation images: a sharded sweep equals the single-process one, tasks
+requeued or warned of their time limit resume with nothing lost or repeated, a cancelled
+task blocks the merge and is all that a second submission runs, a GPU request runs on the
+node's dummy GPUs, and --dry-run writes scripts that sbatch accepts.
+
+Where Slurm cannot be started (not root, no apt-get), these tests skip with the reason;
+under CI=true that is a failure. The fixture stops only the daemons it started.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from replication import figure1, status
+from replication.run.shards import Shard, shard_path
+from replication.run.slurm import job_states, read_plan
+from replication.run.table import read_rows, row_key
+
+ROOT = Path(__file__).resolve().parents[1]
+DAEMONS = ("munged", "slurmctld", "slurmd")
+IMAGES = 32
+LAYERS = "fire5/squeeze1x1,conv10"  # a middle layer and the output layer: cheap trials
+LEVELS = "0,0.25,0.5,0.75,1"
+REPEATS = 3
+TRIALS = 1 + 2 * 4 * REPEATS
+LONG_REPEATS = 10
+TIMINGS = ("seconds", "finished_at")
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"Slurm cannot be started: {reason}; under CI=true this is an error, not a skip")
+    pytest.skip(f"Slurm cannot be started: {reason}")
+
+
+def _running() -> set[str]:
+    return {d for d in DAEMONS if subprocess.run(["pgrep", "-x", d], capture_output=True).returncode == 0}
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A one-node Slurm, started with .ci/slurm-up when not running; stopped at the end
+    only if this fixture started it."""
+    before = _running()
+    if os.geteuid() != 0 and not shutil.which("sbatch"):
+        _unavailable("not root, so Slurm can be neither installed nor started")
+    if not shutil.which("sbatch") and not shutil.which("apt-get"):
+        _unavailable("Slurm is not installed and there is no apt-get to install it")
+    up = subprocess.run([str(ROOT / ".ci" / "slurm-up")], capture_output=True, text=True, timeout=600)
+    if up.returncode != 0:
+        _unavailable(up.stderr.strip() or f".ci/slurm-up exited with {up.returncode}")
+    yield
+    for daemon in reversed(DAEMONS):
+        if daemon not in before:
+            found = subprocess.run(["pgrep", "-x", daemon], capture_output=True, text=True).stdout.split()
+            for pid in found:
+                os.kill(int(pid), 15)
+
+
+@pytest.fixture(scope="module")
+def sweep(slurm, tmp_path_factory, caffe_dir, val_subset):
+    """The weights converted once, the options of every run, and the single-process table."""
+    from replication.caffe.convert import convert_caffemodel
+
+    tmp = tmp_path_factory.mktemp("slurm")
+    squeezenet = caffe_dir / "squeezenet_v1.1"
+    weights = tmp / "squeezenet_v1.1.h5"
+    convert_caffemodel(squeezenet / "squeezenet_v1.1.caffemodel", weights, prototxt=squeezenet / "deploy.prototxt",
+                       progress=False)
+    args = ["--model", str(squeezenet / "deploy.prototxt"), "--weights", str(weights), "--data", str(val_subset),
+            "--resize", "227", "--crop", "227", "--mean", "pixel", "--limit", str(IMAGES), "--repeats", str(REPEATS),
+            "--layers", LAYERS, "--levels", LEVELS, "--no-progress"]
+    single = tmp / "single"
+    assert figure1.main([*args, "--out", str(single)]) == 0
+    return tmp, args, single / "results-squeezenet-synapse.csv"
+
+
+@pytest.fixture(autouse=True)
+def tasks_import_this_checkout(monkeypatch):
+    # sbatch passes the environment on: the jobs run this checkout's replication.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
+def _submit(args, out: Path, *more, capsys) -> str:
+    assert figure1.main([*args, "--out", str(out), "--slurm", "--shards", "2", *more]) == 0
+    return capsys.readouterr().out
+
+
+def _wait(results: Path, timeout=400) -> None:
+    """Until no job of the sweep's submissions is queued or running."""
+    ids = [job for s in read_plan(results) for job in (s["array_job"], s["merge_job"]) if job]
+    deadline = time.monotonic() + timeout
+    while job_states(ids):
+        assert time.monotonic() < deadline, f"jobs {ids} still queued after {timeout} s: {job_states(ids)}"
+        time.sleep(0.5)
+
+
+def _wait_rows(table: Path, rows: int, timeout=200) -> None:
+    deadline = time.monotonic() + timeout
+    while not (table.exists() and len(read_rows(table)) >= rows):
+        assert time.monotonic() < deadline, f"{table} has not {rows} rows after {timeout} s"
+        time.sleep(0.1)
+
+
+def _without_timings(path: Path) -> dict:
+    return {row_key(r): {k: v for k, v in r.items() if k not in TIMINGS} for r in read_rows(path)}
+
+
+def _logs(out: Path) -> str:
+    return "".join(p.read_text() for p in sorted((out / "slurm" / "logs").glob("*.log")))
+
+
+def test_a_sharded_sweep_on_slurm_equals_the_single_process_one_and_draws(sweep, capsys):
+    tmp, args, single = sweep
+    out = tmp / "sharded"
+    printed = _submit(args, out, capsys=capsys)
+    assert "submitted job array" in printed and "shards 0,1 of 2" in printed
+    results = out / "results-squeezenet-synapse.csv"
+    _wait(results)
+    assert results.exists(), _logs(out)
+    merged, expected = _without_timings(results), _without_timings(single)
+    assert len(merged) == TRIALS and merged == expected
+    assert all(read_rows(shard_path(results, Shard(i, 2))) for i in (0, 1))  # both tasks had work
+    assert (out / "figure1-squeezenet.png").read_bytes().startswith(b"\x89PNG")
+    assert "Figure 1 took" in (out / "slurm" / "logs" / "results-squeezenet-synapse.figure1-merge.log").read_text()
+
+
+def test_requeued_and_time_limited_tasks_resume_with_nothing_lost_or_repeated(sweep, capsys):
+    tmp, args, single = sweep
+    out = tmp / "requeued"
+    # More repeats than the other tests, so that both tasks are still running when signalled;
+    # the first REPEATS repeats of each trial are the single-process table's trials.
+    longer = [*args[: args.index("--repeats") + 1], str(LONG_REPEATS), *args[args.index("--repeats") + 2:]]
+    _submit(longer, out, capsys=capsys)
+    results = out / "results-squeezenet-synapse.csv"
+    array = read_plan(results)[-1]["array_job"]
+    tables = [shard_path(results, Shard(i, 2)) for i in (0, 1)]
+    _wait_rows(tables[0], 2)
+    subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True)
+    _wait_rows(tables[1], 2)
+    before = len(read_rows(tables[1]))
+    subprocess.run(["scancel", "--signal=USR1", "--batch", f"{array}_1"], check=True)
+    _wait(results)
+    logs = {i: (out / "slurm" / "logs" / f"results-squeezenet-synapse.figure1-shard-{i}.log").read_text() for i in (0, 1)}
+    for i in (0, 1):
+        assert "restart 1)" in logs[i], logs[i]  # each task ran a second time
+        keys = [row_key(r) for r in read_rows(tables[i])]
+        assert len(keys) == len(set(keys))  # nothing repeated
+        started = [line for line in logs[i].splitlines() if "trials already done" in line]
+        assert len(started) == 2 and not started[1].split(":")[-1].lstrip().startswith("0 of"), started
+    stopped = re.search(r"stopped before the time limit and requeued job \S+; \S+ holds (\d+) finished rows", logs[1])
+    assert stopped and int(stopped.group(1)) > before, logs[1]  # the trial running when warned was finished
+    merged, expected = _without_timings(results), _without_timings(single)
+    assert len(merged) == 1 + 2 * 4 * LONG_REPEATS  # nothing lost (merge also checks the grid)
+    assert {key: merged[key] for key in expected} == expected
+
+
+def test_a_cancelled_task_blocks_the_merge_and_a_second_submission_runs_only_it(sweep, capsys):
+    tmp, args, single = sweep
+    out = tmp / "cancelled"
+    _submit(args, out, capsys=capsys)
+    results = out / "results-squeezenet-synapse.csv"
+    first = read_plan(results)[-1]
+    subprocess.run(["scancel", f"{first['array_job']}_1"], check=True)
+    _wait(results)
+    assert not results.exists()  # the merge-and-draw job never ran
+    assert not (out / "slurm" / "logs" / "results-squeezenet-synapse.figure1-merge.log").exists()
+    assert not (out / "figure1-squeezenet.png").exists()
+    assert status.main([str(results)]) == 0
+    report = capsys.readouterr().out
+    assert "short: 1;" in report and f"array job {first['array_job']}" in report
+    shard0 = shard_path(results, Shard(0, 2)).read_bytes()
+
+    printed = _submit(args, out, capsys=capsys)
+    assert "(shards 1 of 2)" in printed
+    _wait(results)
+    assert shard_path(results, Shard(0, 2)).read_bytes() == shard0  # shard 0 was not run again
+    assert _without_timings(results) == _without_timings(single)
+    assert (out / "figure1-squeezenet.png").exists()
+    assert status.main([str(results)]) == 0
+    assert "short: none;" in capsys.readouterr().out
+
+
+def test_a_gpu_request_runs_on_the_dummy_gpu_node(sweep, capsys):
+    tmp, args, _ = sweep
+    out = tmp / "gpu"
+    small = [*args[: args.index("--layers")], "--layers", "conv10", "--levels", "0,1"]
+    _submit(small, out, "--sbatch=--gres=gpu:1", "--sbatch=--time=10:00", capsys=capsys)
+    results = out / "results-squeezenet-synapse.csv"
+    script = (out / "slurm" / "results-squeezenet-synapse.figure1-shards.sbatch").read_text()
+    assert "#SBATCH --gres=gpu:1\n" in script and "#SBATCH --time=10:00\n" in script
+    _wait(results)
+    assert len(read_rows(results)) == 1 + 1 * REPEATS
+    logs = _logs(out)
+    devices = [line.rsplit("=", 1)[1] for line in logs.splitlines() if "CUDA_VISIBLE_DEVICES=" in line]
+    assert len(devices) == 2 and all(d in ("0", "1") for d in devices), logs
+
+
+def test_dry_run_writes_scripts_that_sbatch_accepts(sweep, capsys):
+    tmp, args, _ = sweep
+    out = tmp / "dry"
+    assert figure1.main([*args, "--out", str(out), "--slurm", "--shards", "3", "--dry-run",
+                         "--sbatch=--time=1:00:00"]) == 0
+    printed = capsys.readouterr().out
+    results = out / "results-squeezenet-synapse.csv"
+    scripts = sorted((out / "slurm").glob("*.sbatch"))
+    assert len(scripts) == 2 and "sbatch --array=0-2 " in printed and "afterok:<array job id>" in printed
+    assert read_plan(results) == [] and not results.exists()  # nothing submitted, nothing run
+    for script in scripts:
+        extra = ["--array=0-2"] if script.name.endswith("shards.sbatch") else []
+        done = subprocess.run(["sbatch", "--test-only", *extra, str(script)], capture_output=True, text=True)
+        assert done.returncode == 0 and "to start at" in done.stderr, done.stderr
