@@ -71,17 +71,7 @@ class Submission:
 
 def task_argv(argv: list[str]) -> list[str]:
     """`argv` without the options that only the submitting command takes (`SUBMIT_OPTIONS`)."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if name in SUBMIT_OPTIONS:
-            skip = SUBMIT_OPTIONS[name] and "=" not in arg
-            continue
-        kept.append(arg)
-    return kept
+    return task_argv_without(argv, SUBMIT_OPTIONS)
 
 
 def missing_shards(results: Path, count: int) -> list[int]:
@@ -346,3 +336,94 @@ def _stopped(cause: str, table: Path):
         raise TaskStopped(f"stopped before the time limit; {table} holds {rows} finished rows; scontrol requeue "
                           f"{job} failed ({done.stderr.strip()}): submit the command again to finish", 75)
     raise TaskStopped(f"stopped before the time limit and requeued job {job}; {table} holds {rows} finished rows", 0)
+
+
+# What Figure 5 does not take from a reproduce command line (experiment.figure5_options):
+# the options that belong to one model.
+MODEL_OPTIONS = {"--model": True, "--weights": True, "--layers": True, "--resize": True, "--crop": True,
+                 "--mean": True, "--resize-filter": True, "--mean-file": True}
+
+
+@dataclass
+class ReplicationSubmission:
+    """What `submit_replication` wrote and submitted."""
+
+    sweeps: list[Submission]  # one per results table (Figures 3 and 4 share one)
+    script: Path  # the final job: python -m replication.reproduce, which then only draws and compares
+    sbatch_line: str
+    job: str | None = None  # None for a dry run
+    figure5: str = ""  # whether Figure 5 is among the sweeps, and why not when it is not
+
+
+def submit_replication(argv: list[str], model, semantics="paper", out="figures", shards=8, sbatch_options=(),
+                       dry_run=False, workdir=None) -> ReplicationSubmission:
+    """Submit every figure of `reproduce` as a sharded sweep (`submit_sweep`), then one job
+    that runs `python -m replication.reproduce` with the same options once all their
+    merge jobs have succeeded: every trial is then done, so it only draws Figures 1-5,
+    writes Table 1 and compares the claims.
+
+    Args:
+        argv: the reproduce command's options as given (the figure options).
+        model, semantics, out: as parsed from them (for the results tables' names).
+        shards, sbatch_options, dry_run, workdir: as for `submit_sweep`.
+
+    Returns:
+        A `ReplicationSubmission`.
+    """
+    from replication.analysis.experiments import EXPERIMENTS
+    from replication.experiment import default_results, figure5_options
+
+    argv = task_argv(argv)
+    sweeps, seen = [], set()
+    for experiment in EXPERIMENTS.values():
+        if experiment.model != EXPERIMENTS[1].model:
+            continue
+        results = Path(default_results(out, model, experiment.perturbation, semantics)).absolute()
+        if results not in seen:  # Figure 4 is Figure 3's trials read again
+            seen.add(results)
+            sweeps.append(submit_sweep(experiment.name, argv, results, shards, sbatch_options, dry_run, workdir))
+    figure5, line = figure5_options({"out": out})
+    if figure5 is not None:
+        vgg = task_argv_without(argv, MODEL_OPTIONS)
+        results = Path(default_results(out, figure5["model"], EXPERIMENTS[5].perturbation, semantics)).absolute()
+        sweeps.append(submit_sweep(EXPERIMENTS[5].name, vgg, results, shards, sbatch_options, dry_run, workdir))
+    workdir = Path(workdir or os.getcwd()).absolute()
+    folder = Path(out).absolute() / "slurm"
+    script = folder / "reproduce.sbatch"
+    user = "".join(f"#SBATCH {option}\n" for option in sbatch_options)
+    text = f"""#!/bin/bash
+# Once every figure's merge-and-draw job has succeeded (sbatch --dependency=afterok:<their ids>),
+# run reproduce with the same options: every trial is done, so it draws the figures, writes
+# Table 1 and compares the paper's claims.
+#SBATCH --job-name=reproduce
+#SBATCH --chdir={workdir}
+#SBATCH --output={folder}/logs/reproduce.log
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --kill-on-invalid-dep=yes
+{user}
+exec {_python_line("reproduce", [*argv, "--no-progress"])}
+"""
+    with atomic_output(script) as tmp:
+        tmp.write_text(text)
+    merges = [s.merge_job or "<merge job id>" for s in sweeps]
+    dependency = f"--dependency=afterok:{':'.join(merges)}"
+    done = ReplicationSubmission(sweeps, script, shlex.join(["sbatch", dependency, str(script)]), figure5=line)
+    if not dry_run:
+        done.job = _sbatch([dependency, str(script)])
+    return done
+
+
+def task_argv_without(argv: list[str], options: dict[str, bool]) -> list[str]:
+    """`argv` without `options` (option -> whether it takes a value)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in options:
+            skip = options[name] and "=" not in arg
+            continue
+        kept.append(arg)
+    return kept
