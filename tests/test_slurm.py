@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from replication import figure1, status
+from replication.commands.common import run_cli
 from replication.run.shards import Shard, shard_path
 from replication.run.slurm import job_states, read_plan
 from replication.run.table import read_rows, row_key
@@ -216,3 +217,85 @@ def test_dry_run_writes_scripts_that_sbatch_accepts(sweep, capsys):
         extra = ["--array=0-2"] if script.name.endswith("shards.sbatch") else []
         done = subprocess.run(["sbatch", "--test-only", *extra, str(script)], capture_output=True, text=True)
         assert done.returncode == 0 and "to start at" in done.stderr, done.stderr
+
+
+# Without Slurm: what the submission, the status and the signal handling decide from the tables.
+
+
+def _tables(folder: Path, finished: dict[int, int]):
+    """A 2-shard sweep's tables by hand: shard i with its first finished[i] trials done."""
+    from replication.run.grid import Grid
+    from replication.run.shards import write_manifest
+    from replication.run.table import ResultsLog, RunInfo
+
+    run = RunInfo("toy", "0" * 64, "images", 10, "0.1.0", "paper")
+    grid = Grid(("a", "b"), "synapse", (0.0, 0.5, 1.0), 2)
+    trials = grid.trials()
+    results = folder / "results.csv"
+    shares = {0: trials[:5], 1: trials[5:]}
+    for index, count in finished.items():
+        table = shard_path(results, Shard(index, 2))
+        write_manifest(table, run, grid, Shard(index, 2), shares[index])
+        with ResultsLog(table, run) as log:
+            for trial in shares[index][:count]:
+                log.append(trial, 1, 0.5, 0.75, 2.0)
+    return results, shares
+
+
+def test_status_and_resubmission_read_what_is_missing_from_the_tables(tmp_path, capsys):
+    from replication.run.slurm import missing_shards
+    from replication.run.status import sweep_status
+
+    results, shares = _tables(tmp_path, {0: 5, 1: 1})
+    assert missing_shards(results, 2) == [1]
+    assert missing_shards(results, 3) == [0, 1, 2]  # another cut: none of its shards has started
+    found = sweep_status(results)
+    assert [(p.done, p.total) for p in found.shards] == [(5, 5), (1, len(shares[1]))]
+    assert found.short == [1] and found.shards[1].seconds_left == 2.0 * (len(shares[1]) - 1)
+    assert status.main([str(results)]) == 0
+    printed = capsys.readouterr().out
+    assert f"1/{len(shares[1])}" in printed and "short: 1;" in printed
+    assert run_cli(status.main, [str(tmp_path / "none.csv")]) == 2
+    assert "no such results table" in capsys.readouterr().err
+
+
+def test_submit_options_stay_out_of_the_tasks_and_arrays_are_ranges():
+    from replication.run.slurm import array_ranges, task_argv
+
+    argv = ["--data", "d", "--slurm", "--shards", "4", "--sbatch=--gres=gpu:1", "--sbatch", "--time=1:00:00",
+            "--dry-run", "--results=r.csv", "--limit", "32"]
+    assert task_argv(argv) == ["--data", "d", "--limit", "32"]
+    assert array_ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8" and array_ranges([3]) == "3"
+
+
+def test_a_warned_task_stops_after_the_trial_in_progress(tmp_path, monkeypatch):
+    import signal
+
+    from replication.run.grid import Grid
+    from replication.run.slurm import REQUEUE_ENV, TaskStopped, run_task
+    from replication.run.table import ResultsLog, RunInfo
+
+    monkeypatch.setenv(REQUEUE_ENV, "30")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)  # not in a job: stops without requeueing
+    table = tmp_path / "results.csv"
+    run = RunInfo("toy", "0" * 64, "images", 10, "0.1.0", "paper")
+    trials = Grid(("a",), "synapse", (0.0, 0.5, 1.0), 5).trials()
+    warned_at = {}
+
+    def sweep():
+        with ResultsLog(table, run) as log:
+            for number, trial in enumerate(trials):
+                if number == 3:
+                    warned_at["rows"] = len(log.done)
+                    os.kill(os.getpid(), signal.SIGUSR1)  # in mid-trial
+                time.sleep(0.3)
+                log.append(trial, 1, 0.5, 0.75, 0.3)
+
+    before = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(TaskStopped, match="stopped by SIGUSR1") as stopped:
+        run_task(sweep, table)
+    assert stopped.value.status == 143
+    assert len(read_rows(table)) == warned_at["rows"] + 1 < len(trials)  # the trial in progress was finished
+    assert signal.getsignal(signal.SIGUSR1) is before
+    monkeypatch.delenv(REQUEUE_ENV)
+    assert run_task(len, table, "abc") == 3  # outside a generated job script: a plain call
