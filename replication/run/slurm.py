@@ -169,15 +169,15 @@ def _sbatch(args: list[str]) -> str:
 
 def job_states(job_ids) -> dict[str, str] | None:
     """{job id (array tasks as 12_3): state} of the jobs squeue still lists, or None
-    where there is no squeue. Jobs that have ended are no longer listed."""
+    where there is no squeue or it does not answer. Jobs that have ended are no longer listed."""
     ids = [str(i) for i in job_ids if i]
     if shutil.which("squeue") is None:
         return None
     if not ids:
         return {}
     done = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T %r"], capture_output=True, text=True)
-    if done.returncode != 0:  # every id unknown to the controller: all ended
-        return {}
+    if done.returncode != 0:  # every id unknown to the controller: all ended; otherwise no answer
+        return {} if "invalid job id" in done.stderr.lower() else None
     states = {}
     for line in done.stdout.splitlines():
         job, state, reason = (line.split(None, 2) + ["", ""])[:3]
@@ -279,17 +279,21 @@ def run_task(function, table, *args, **kwargs):
     if not grace or threading.current_thread() is not threading.main_thread():
         return function(*args, **kwargs)
     table = Path(table)
-    stop = {}
+    state = {"cause": None, "watcher": None, "done": threading.Event()}
 
     def stop_now(signum, frame):
-        raise _Stop(stop.get("cause", "SIGALRM") if signum == signal.SIGALRM else signal.Signals(signum).name)
+        if state["done"].is_set():  # a late alarm after the function returned
+            return
+        raise _Stop(state["cause"] if signum == signal.SIGALRM else signal.Signals(signum).name)
 
     def after_trial(signum, frame):
-        if stop:
+        if state["cause"] or state["done"].is_set():
             return
-        stop["cause"] = signal.Signals(signum).name
+        state["cause"] = signal.Signals(signum).name
         size = table.stat().st_size if table.exists() else 0
-        threading.Thread(target=_watch, args=(table, size, float(grace)), daemon=True).start()
+        state["watcher"] = threading.Thread(target=_watch, args=(table, size, float(grace), state["done"]),
+                                            daemon=True)
+        state["watcher"].start()
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGALRM)}
     signal.signal(signal.SIGUSR1, after_trial)
@@ -298,10 +302,14 @@ def run_task(function, table, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except _Stop as stopped:
+        state["done"].set()
         for s in saved:  # the requeue below makes Slurm send SIGTERM: it must not interrupt it
             signal.signal(s, signal.SIG_IGN)
         return _stopped(str(stopped), table)
     finally:
+        state["done"].set()
+        if state["watcher"] is not None:  # its alarm, if any, must reach these handlers, not the default
+            state["watcher"].join()
         for s, handler in saved.items():
             signal.signal(s, handler)
 
@@ -310,15 +318,17 @@ class _Stop(BaseException):  # not an Exception: no `except Exception` on the wa
     pass
 
 
-def _watch(table: Path, size: int, grace: float) -> None:
+def _watch(table: Path, size: int, grace: float, done: threading.Event) -> None:
     """Wait until `table` has grown (a trial ended and its row is written) or `grace`
-    seconds passed, then stop the main thread (SIGALRM, handled there)."""
+    seconds passed, then stop the main thread (SIGALRM, handled there); return without
+    a signal once `done` (the task ended by itself)."""
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not done.is_set():
         if table.exists() and table.stat().st_size > size:
             break
-        time.sleep(0.1)
-    signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
+        done.wait(0.1)
+    if not done.is_set():
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
 
 
 def _stopped(cause: str, table: Path):

@@ -41,7 +41,7 @@ class SweepStatus:
     results: Path
     merged: ShardProgress | None  # the results table itself, when it exists
     shards: tuple[ShardProgress, ...]
-    jobs: dict[str, str] | None  # job id -> state of the last submission's queued jobs; None without squeue
+    jobs: dict[str, str] | None  # job id -> state of the last submission's queued jobs; None: squeue absent or silent
     submission: dict | None  # the last --slurm submission (run.slurm.read_plan)
 
     @property
@@ -124,7 +124,7 @@ def status_text(status: SweepStatus) -> str:
         lines.append(f"  last --slurm submission {s['submitted_at']}: array job {s.get('array_job') or '-'}, "
                      f"merge job {s.get('merge_job') or '-'}")
         if status.jobs is None:
-            lines.append("  (no squeue here: job states unknown)")
+            lines.append("  (no squeue here, or no answer from it: job states unknown)")
         elif not status.jobs:
             lines.append("  none of its jobs is queued or running")
         else:
