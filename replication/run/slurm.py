@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,7 +66,6 @@ class Submission:
     array_job: str | None = None  # job ids; None for a dry run (or no array when no shard misses trials)
     merge_job: str | None = None
     dry_run: bool = False
-    cancelled: list[str] = field(default_factory=list)  # stale jobs of an earlier submission, cancelled
 
 
 def task_argv(argv: list[str]) -> list[str]:
