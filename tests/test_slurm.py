@@ -299,3 +299,22 @@ def test_a_warned_task_stops_after_the_trial_in_progress(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGUSR1) is before
     monkeypatch.delenv(REQUEUE_ENV)
     assert run_task(len, table, "abc") == 3  # outside a generated job script: a plain call
+
+
+def test_reproduce_dry_run_writes_each_figures_sweep_and_a_last_job(sweep, capsys):
+    from replication.commands import reproduce
+
+    tmp, args, _ = sweep
+    out = tmp / "reproduce-dry"
+    no_levels = [*args[: args.index("--levels")], *args[args.index("--levels") + 2:]]
+    assert reproduce.main([*no_levels, "--out", str(out), "--slurm", "--shards", "2", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    scripts = {p.name for p in (out / "slurm").glob("*.sbatch")}
+    # Figures 1-3 each as a sweep (Figure 4 reads Figure 3's table), then reproduce itself
+    assert scripts == {f"results-squeezenet-{kind}.figure{n}-{part}.sbatch" for n, kind in
+                       ((1, "synapse"), (2, "node"), (3, "gaussian")) for part in ("shards", "merge")} | {"reproduce.sbatch"}
+    assert "--dependency=afterok:<merge job id>:<merge job id>:<merge job id>" in printed
+    last = out / "slurm" / "reproduce.sbatch"
+    assert "-m replication.reproduce" in last.read_text() and "--slurm" not in last.read_text()
+    done = subprocess.run(["sbatch", "--test-only", str(last)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
