@@ -318,3 +318,23 @@ def test_reproduce_dry_run_writes_each_figures_sweep_and_a_last_job(sweep, capsy
     assert "-m replication.reproduce" in last.read_text() and "--slurm" not in last.read_text()
     done = subprocess.run(["sbatch", "--test-only", str(last)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_warned_task_whose_trial_outlasts_the_grace_stops_anyway(tmp_path, monkeypatch):
+    import signal
+
+    from replication.run.slurm import REQUEUE_ENV, TaskStopped, run_task
+
+    monkeypatch.setenv(REQUEUE_ENV, "0.5")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+
+    def endless_trial():
+        os.kill(os.getpid(), signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # a trial far longer than the grace, no row written
+            time.sleep(0.05)
+
+    started = time.monotonic()
+    with pytest.raises(TaskStopped, match="stopped by SIGUSR1"):
+        run_task(endless_trial, tmp_path / "results.csv")
+    assert 0.4 < time.monotonic() - started < 10
