@@ -56,6 +56,9 @@ _API = {
     "read_table": "replication.run.table",
     "run_info": "replication.run.sweep",
     "run_sweep": "replication.run.sweep",
+    # on a cluster: sharded sweeps on Slurm, and their progress
+    "submit_sweep": "replication.run.slurm",
+    "sweep_status": "replication.run.status",
     # recovery after damage
     "stratified_split": "replication.data.training",
     "RecoveryRun": "replication.recovery.table",

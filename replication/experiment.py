@@ -178,7 +178,7 @@ def run_experiment(experiment, model=None, weights=None, data=None, *, labels=No
         table = shard_path(results, shard)
         costs = {**suffix_macs(net, groups), BASELINE.layer: model_macs(net)}
         trials = shard_share(trials, costs, shard)
-        write_manifest(table, run, grid, shard)
+        write_manifest(table, run, grid, shard, trials)
 
     with ResultsLog(table, run) as log:
         pending = [t for t in trials if t.key not in log.done]

@@ -6,6 +6,7 @@ evaluate   top-1 / top-5 of a model on the validation images
 table1     the paper's Table 1 for a weight file
 compare    the paper's claims beside ours
 merge      the checked union of a sharded sweep's tables
+status     how far a sweep has got, per shard, and its Slurm jobs' states
 reproduce  everything the paper reports, in one command
 synthetic  a synthetic model (real shapes, random weights) for offline use
 download   the Model Zoo weights, the mean image, the aux files, hash-checked and resumable

@@ -4,6 +4,7 @@ Each figure is a row of `analysis.experiments.EXPERIMENTS`; the command parses i
 options, calls `replication.experiment.run_experiment` and prints what it did.
 """
 
+import sys
 from pathlib import Path
 
 from replication.analysis.experiments import EXPERIMENTS, METRICS, Experiment
@@ -22,8 +23,10 @@ from replication.commands.common import (
     positive_int,
     print_missing,
 )
+from replication.errors import ReplicationError
 from replication.models.registry import list_models
 from replication.perturb.registry import SEMANTICS
+from replication.run.shards import Shard, shard_path
 
 
 def build_parser(experiment: Experiment):
@@ -70,7 +73,20 @@ def build_parser(experiment: Experiment):
                      help="devices for the trial streams, one stream each: e.g. /GPU:0,/GPU:1, or cpu:N for N "
                      "logical CPU devices (default: every GPU when there are several)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_slurm_options(parser)
     return parser
+
+
+def add_slurm_options(parser) -> None:
+    group = parser.add_argument_group("Slurm (docs/cluster.md)")
+    group.add_argument("--slurm", action="store_true",
+                       help="submit the sweep as a job array of --shards tasks plus a job that merges and draws, "
+                       "then exit; again after failures, it submits only the shards that miss trials")
+    group.add_argument("--shards", type=positive_int, default=8, help="tasks of the job array (default 8)")
+    group.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                       help="an sbatch option for the jobs, e.g. --sbatch=--gres=gpu:1 --sbatch=--time=8:00:00")
+    group.add_argument("--dry-run", action="store_true", help="with --slurm: write the job scripts and print the "
+                       "sbatch lines, submit nothing")
 
 
 def parse_figure_args(number: int, argv=None):
@@ -110,17 +126,43 @@ def figure_command(number: int, module_name: str):
 
 
 def figure_main(number: int, argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_figure_args(number, argv)
-    from replication.experiment import run_experiment
+    from replication.experiment import default_results, run_experiment
     from replication.inputs import MissingInputs
+    from replication.run import slurm
 
+    results = args.results or default_results(args.out, args.model, EXPERIMENTS[number].perturbation, args.semantics)
+    if args.slurm or args.dry_run:
+        if args.shard:
+            raise ReplicationError(None, "--slurm chooses the shards itself: give --shards N, not --shard")
+        print_submission(slurm.submit_sweep(f"figure{number}", argv, results, args.shards, args.sbatch, args.dry_run))
+        return 0
     try:
-        result = run_experiment(number, args.model, args.weights, args.data, **experiment_options(args),
-                                levels=args.levels, shard=args.shard, results=args.results)
+        table = shard_path(results, Shard.parse(args.shard)) if args.shard else results
+        result = slurm.run_task(run_experiment, table, number, args.model, args.weights, args.data,
+                                **experiment_options(args), levels=args.levels, shard=args.shard, results=results)
     except MissingInputs as missing:
         return print_missing(missing.what, missing.missing)
+    except slurm.TaskStopped as stopped:
+        print(stopped, file=sys.stderr)
+        return stopped.status
     print_result(result)
     return 0
+
+
+def print_submission(done) -> None:
+    """What --slurm prints: the job ids (or the sbatch lines of a dry run) and where the logs go."""
+    print(f"job scripts: {done.scripts[0]}\n             {done.scripts[1]}")
+    if done.dry_run:
+        print("not submitted (--dry-run); to submit:\n" + "\n".join(f"  {line}" for line in done.sbatch_lines))
+        return
+    if done.array_job:
+        print(f"submitted job array {done.array_job} (shards {','.join(map(str, done.missing))} of {done.shards})")
+    else:
+        print(f"every shard of {done.shards} is complete: no job array")
+    print(f"submitted job {done.merge_job}: merges into {done.results} and draws, after the array succeeds")
+    print(f"logs in {done.logs}; progress: python -m replication.status {done.results}")
 
 
 def print_result(result) -> None:

@@ -27,6 +27,7 @@ COMMANDS = {
     "compare": ("replication.commands.compare", "the paper's claims beside ours"),
     "profile": ("replication.profile", "beyond the paper: where each layer's accuracy halves, across networks"),
     "merge": ("replication.commands.merge", "the checked union of a sharded sweep's tables"),
+    "status": ("replication.commands.status", "how far a sweep has got, per shard, and its Slurm jobs"),
     "synthetic": ("replication.commands.synthetic", "a synthetic model (real shapes, random weights) for offline use"),
     "download": ("replication.commands.download", "fetch the Model Zoo weights, mean image and ILSVRC12 aux files"),
 }

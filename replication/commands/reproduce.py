@@ -16,6 +16,10 @@ resources; not --model, --weights, --layers or the preprocessing), followed by c
 on its table (claims-vgg16-top5.{csv,md}); without the weights it is skipped, and the
 command says so.
 
+With --slurm (and --shards, --sbatch, --dry-run, as for the figure commands), each figure's
+sweep is submitted as a job array plus a merge-and-draw job, and one last job runs this
+command again once they have succeeded, which then only draws and compares (docs/cluster.md).
+
 Any option of the figure commands may be given (see python -m replication.figure1 --help)
 except those that name one figure's grid or table: --levels, --results and --shard.
 """
@@ -23,7 +27,7 @@ except those that name one figure's grid or table: --levels, --results and --sha
 import sys
 
 from replication.commands.common import print_missing, run_cli
-from replication.commands.figure import experiment_options, parse_figure_args
+from replication.commands.figure import experiment_options, parse_figure_args, print_submission
 from replication.errors import ReplicationError
 
 PER_FIGURE_OPTIONS = ("--levels", "--results", "--shard")
@@ -38,6 +42,8 @@ def main(argv=None) -> int:
     if clash:
         raise ReplicationError(None, f"{', '.join(clash)} name(s) one figure's grid or table; run that figure command instead")
     args = parse_figure_args(1, argv)
+    if args.slurm or args.dry_run:
+        return submit(argv, args)
     from replication.experiment import reproduce
     from replication.inputs import MissingInputs
 
@@ -47,6 +53,21 @@ def main(argv=None) -> int:
         return print_missing(missing.what, missing.missing)
     for path in done.outputs:
         print(f"wrote {path}")
+    return 0
+
+
+def submit(argv, args) -> int:
+    """--slurm: every figure as a sharded sweep, then one job that runs reproduce to draw and compare."""
+    from replication.run.slurm import submit_replication
+
+    done = submit_replication(argv, args.model, args.semantics, args.out, args.shards, args.sbatch, args.dry_run)
+    for sweep in done.sweeps:
+        print_submission(sweep)
+    print(done.figure5)
+    if done.job is None:
+        print(f"then:\n  {done.sbatch_line}")
+    else:
+        print(f"submitted job {done.job}: python -m replication.reproduce once every figure is merged ({done.script})")
     return 0
 
 

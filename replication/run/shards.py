@@ -70,8 +70,12 @@ def shard_share(trials: list[Trial], costs: dict[str, float], shard: Shard) -> l
     return share
 
 
-def write_manifest(table: Path, run: RunInfo, grid: Grid, shard: Shard) -> None:
+def write_manifest(table: Path, run: RunInfo, grid: Grid, shard: Shard, trials=None) -> None:
+    """Write the shard's grid manifest beside its table; `trials`, the shard's share, are
+    listed too, so that progress and missing trials can be told without the model."""
     record = {"run": asdict(run), "grid": grid.to_json(), "shard": {"index": shard.index, "count": shard.count}}
+    if trials is not None:
+        record["trials"] = [list(t.key) for t in trials]
     with atomic_output(manifest_path(table)) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
 
@@ -85,6 +89,19 @@ def read_manifest(table: Path) -> tuple[RunInfo, Grid, Shard]:
         raise ReplicationError(path, f"missing: the shard run writes this grid manifest beside {table.name}") from None
     except (ValueError, KeyError, TypeError) as err:
         raise ReplicationError(path, f"not a shard manifest ({err})") from None
+
+
+def read_share(table: Path) -> list[tuple] | None:
+    """The keys of the trials shard `table` was given (its manifest's list), or None when
+    the shard has not started (no manifest) or its manifest lists none."""
+    try:
+        record = json.loads(manifest_path(table).read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as err:
+        raise ReplicationError(manifest_path(table), f"not a shard manifest ({err})") from None
+    trials = record.get("trials")
+    return None if trials is None else [tuple(key) for key in trials]
 
 
 def _listed(keys, limit=5) -> str:
