@@ -6,6 +6,7 @@ table → statistics → figures):
 
     import replication as rp
     rp.run_experiment(1, "alexnet", "bvlc_alexnet.h5", "ILSVRC2012_val")  # Figure 1, files to figure
+    rp.download("alexnet", to="caffe_weights")                      # a public file, resumed and checked
     rp.convert_caffemodel("bvlc_alexnet.caffemodel", "bvlc_alexnet.h5")        # Caffe file -> HDF5
     model = rp.create_model("alexnet", "bvlc_alexnet.h5")           # registered model + weights
     rp.weight_groups(model)                                         # its layers: conv_1 … dense_3
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 _API = {
     # files -> weights
+    "download": "replication.fetch",
     "convert_caffemodel": "replication.caffe.convert",
     # models
     "create_model": "replication.models.registry",

@@ -6,6 +6,7 @@ and the safe extraction of the aux archive. No traffic leaves this machine."""
 import hashlib
 import http.server
 import io
+import json
 import re
 import socket
 import tarfile
@@ -14,6 +15,7 @@ import threading
 import numpy as np
 import pytest
 
+from replication import fetch
 from replication.commands import download as dl
 from replication.commands import main as replication_main
 from replication.commands.common import run_cli
@@ -25,12 +27,16 @@ PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
 
 class FileServer:
     """Serves `files` (path -> bytes) the way `modes` (path -> good, drop, ignore-range,
-    default good) says, and records every request's path and Range header."""
+    ignore-if-range, default good) says, with a strong ETag per content unless the path is in
+    `no_validator`, and Range and If-Range handled as HTTP says; records every request's path
+    and Range header in `requests`, and its If-Range header in `if_ranges`."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.modes: dict[str, str] = {}
+        self.no_validator: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
+        self.if_ranges: list[str | None] = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -39,39 +45,46 @@ class FileServer:
             def log_message(self, *args):
                 pass
 
+            def _validators(self, body):
+                if self.path in server.no_validator:
+                    return {}
+                return {"ETag": f'"{hashlib.sha256(body).hexdigest()[:16]}"'}
+
+            def _head(self, code, body, length, **headers):
+                self.send_response(code)
+                for name, value in {**self._validators(body), **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+
             def do_GET(self):
                 server.requests.append((self.path, self.headers.get("Range")))
+                server.if_ranges.append(self.headers.get("If-Range"))
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404)
                     return
                 mode = server.modes.get(self.path, "good")
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if_range = self.headers.get("If-Range")
+                changed = if_range is not None and if_range != self._validators(body).get("ETag")
+                if match and changed and mode != "ignore-if-range":
+                    match = None  # the file changed (or has no ETag): the whole file, as HTTP says
                 if mode == "drop":  # announce the whole file, send half of it, close
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
+                    self._head(200, body, len(body))
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return
                 if mode == "ignore-range" or match is None:
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
+                    self._head(200, body, len(body))
                     self.wfile.write(body)
                     return
                 start = int(match[1])
                 if start >= len(body):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(body)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self._head(416, body, 0, **{"Content-Range": f"bytes */{len(body)}"})
                     return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
+                self._head(206, body, len(body) - start, **{"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
                 self.wfile.write(body[start:])
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -105,12 +118,25 @@ def server():
     srv.close()
 
 
-def _item(data: bytes, name="blob.bin", **kwargs) -> dl.Item:
-    return dl.Item("test", name, "http://127.0.0.1:9/unused", "sha1", hashlib.sha1(data).hexdigest(), **kwargs)
+def _item(data: bytes, name="blob.bin", **kwargs) -> fetch.Item:
+    return fetch.Item("test", name, "http://127.0.0.1:9/unused", "sha1", hashlib.sha1(data).hexdigest(), **kwargs)
 
 
 def _get(item, folder, url, **kwargs):
-    return dl.download(item, folder, url=url, progress=False, timeout=TIMEOUT, **kwargs)
+    return fetch.fetch_item(item, folder, url=url, progress=False, timeout=TIMEOUT, **kwargs)
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+
+
+def _partial(target, data: bytes, server, name: str, served: bytes):
+    """A partial download of `target` holding `data`, with the validator an earlier attempt
+    would have saved when the server served `served`."""
+    partial = fetch.partial_path(target)
+    partial.write_bytes(data)
+    fetch.validator_path(target).write_text(json.dumps({"url": server.url(name), "etag": _etag(served)}))
+    return partial
 
 
 def test_a_good_download_is_checked_and_renamed(server, tmp_path):
@@ -120,14 +146,14 @@ def test_a_good_download_is_checked_and_renamed(server, tmp_path):
     assert result.path.read_bytes() == PAYLOAD
     assert (result.algorithm, result.digest) == ("sha1", hashlib.sha1(PAYLOAD).hexdigest())
     assert result.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
-    assert not dl.partial_path(result.path).exists()
+    assert not fetch.partial_path(result.path).exists()
     assert server.requests == [("/blob.bin", None)]
 
     # A catalogue item with the expected digest given explicitly (md5, as for vgg16).
     server.files["/other.bin"] = PAYLOAD[::-1]
     md5 = hashlib.md5(PAYLOAD[::-1]).hexdigest()
     result = _get("vgg16", tmp_path, server.url("other.bin"), digest=md5, algorithm="md5")
-    assert result.path == tmp_path / dl.ITEMS["vgg16"].filename and result.digest == md5
+    assert result.path == tmp_path / fetch.ITEMS["vgg16"].filename and result.digest == md5
 
 
 def test_a_dropped_connection_keeps_the_partial_and_the_next_run_resumes(server, tmp_path):
@@ -139,7 +165,7 @@ def test_a_dropped_connection_keeps_the_partial_and_the_next_run_resumes(server,
         _get(item, tmp_path, server.url("blob.bin"))
     assert f"interrupted after {half} of {len(PAYLOAD)} bytes" in str(err.value)
     assert "run the same command again to resume" in str(err.value)
-    partial = dl.partial_path(tmp_path / "blob.bin")
+    partial = fetch.partial_path(tmp_path / "blob.bin")
     assert partial.name == ".blob.bin.download" and partial.read_bytes() == PAYLOAD[:half]
     assert not (tmp_path / "blob.bin").exists()
 
@@ -152,8 +178,7 @@ def test_a_dropped_connection_keeps_the_partial_and_the_next_run_resumes(server,
 def test_a_server_that_ignores_the_range_restarts_from_zero(server, tmp_path):
     server.files["/blob.bin"] = PAYLOAD
     server.modes["/blob.bin"] = "ignore-range"
-    partial = dl.partial_path(tmp_path / "blob.bin")
-    partial.write_bytes(b"x" * 3000)  # not even a prefix of the file: must be thrown away
+    partial = _partial(tmp_path / "blob.bin", b"x" * 3000, server, "blob.bin", PAYLOAD)  # not even a prefix
     result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
     assert server.requests == [("/blob.bin", "bytes=3000-")]
     assert result.path.read_bytes() == PAYLOAD and not partial.exists()
@@ -161,7 +186,7 @@ def test_a_server_that_ignores_the_range_restarts_from_zero(server, tmp_path):
 
 def test_a_complete_partial_is_checked_without_fetching_more(server, tmp_path):
     server.files["/blob.bin"] = PAYLOAD
-    dl.partial_path(tmp_path / "blob.bin").write_bytes(PAYLOAD)  # killed between the last byte and the rename
+    _partial(tmp_path / "blob.bin", PAYLOAD, server, "blob.bin", PAYLOAD)  # killed between the last byte and the rename
     result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
     assert server.requests == [("/blob.bin", f"bytes={len(PAYLOAD)}-")]  # answered 416
     assert result.fetched and result.path.read_bytes() == PAYLOAD
@@ -176,7 +201,7 @@ def test_wrong_bytes_leave_neither_target_nor_partial(server, tmp_path):
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'blob.bin'}: wrong sha1")
     assert item.digest in message and hashlib.sha1(wrong).hexdigest() in message
-    assert not (tmp_path / "blob.bin").exists() and not dl.partial_path(tmp_path / "blob.bin").exists()
+    assert not (tmp_path / "blob.bin").exists() and not fetch.partial_path(tmp_path / "blob.bin").exists()
 
 
 def test_the_command_refuses_a_mirror_serving_the_wrong_alexnet(server, tmp_path, capsys):
@@ -189,7 +214,7 @@ def test_the_command_refuses_a_mirror_serving_the_wrong_alexnet(server, tmp_path
     assert err.startswith(f"error: {target}: wrong sha1: expected 9116a64c0fbe4459d18f4bb6b56d647b63920377, "
                           f"got {hashlib.sha1(PAYLOAD).hexdigest()}")
     assert "\n" not in err and "Traceback" not in err
-    assert not target.exists() and not dl.partial_path(target).exists()
+    assert not target.exists() and not fetch.partial_path(target).exists()
 
 
 def test_a_present_correct_target_is_not_fetched_again(server, tmp_path):
@@ -231,7 +256,9 @@ def test_the_aux_archive_yields_val_txt_and_synset_words_and_nothing_else(server
     assert result.extracted == (folder / "val.txt", folder / "synset_words.txt")
     assert (folder / "val.txt").read_bytes() == val and (folder / "synset_words.txt").read_bytes() == words
     assert not (tmp_path / "evil").exists()
-    assert sorted(p.name for p in folder.iterdir()) == ["caffe_ilsvrc12.tar.gz", "synset_words.txt", "val.txt"]
+    assert result.recorded and (folder / "caffe_ilsvrc12.tar.gz.sha256").read_text().split()[0] == result.sha256
+    assert sorted(p.name for p in folder.iterdir()) == ["caffe_ilsvrc12.tar.gz", "caffe_ilsvrc12.tar.gz.sha256",
+                                                        "synset_words.txt", "val.txt"]
 
     # Present: not fetched again, but a removed member is extracted again.
     (folder / "val.txt").unlink()
@@ -244,14 +271,14 @@ def test_extraction_refuses_missing_members_links_and_paths(tmp_path):
     archive = tmp_path / "aux.tar.gz"
     archive.write_bytes(_tar_gz({"synset_words.txt": b"n0 x\n"}, symlinks=[("val.txt", "/etc/passwd")]))
     with pytest.raises(ReplicationError, match="'val.txt' is not a regular file"):
-        dl.extract_members(archive, tmp_path, ["val.txt"])
+        fetch.extract_members(archive, tmp_path, ["val.txt"])
     with pytest.raises(ReplicationError, match="has no member 'test.txt'"):
-        dl.extract_members(archive, tmp_path, ["test.txt"])
+        fetch.extract_members(archive, tmp_path, ["test.txt"])
     with pytest.raises(ReplicationError, match="not a plain file name"):
-        dl.extract_members(archive, tmp_path, ["../evil"])
+        fetch.extract_members(archive, tmp_path, ["../evil"])
     (tmp_path / "broken.tar.gz").write_bytes(b"not gzip at all")
     with pytest.raises(ReplicationError, match="not a readable tar archive"):
-        dl.extract_members(tmp_path / "broken.tar.gz", tmp_path, ["val.txt"])
+        fetch.extract_members(tmp_path / "broken.tar.gz", tmp_path, ["val.txt"])
     assert not (tmp_path / "val.txt").exists()
 
 
@@ -269,7 +296,8 @@ def test_the_command_fetches_the_mean_and_aux_from_a_mirror(server, tmp_path, ca
     argv = ["mean", "aux", "--mirror", server.base + "/", "--to", str(out), "--no-progress"]
     assert run_cli(dl.main, argv) == 0
     printed = capsys.readouterr().out
-    assert f"sha256 {hashlib.sha256(mean).hexdigest()} (no published hash); a 3x256x256 mean image" in printed
+    assert f"sha256 {hashlib.sha256(mean).hexdigest()} (no published hash; recorded in {out}/ilsvrc_2012_mean.npy" \
+           ".sha256, which later runs check against: keep that value to pin the file); a 3x256x256 mean image" in printed
     assert f"extracted {out / 'val.txt'}, {out / 'synset_words.txt'}" in printed
     assert "https://image-net.org/download-images" in printed and "ILSVRC2012_img_val.tar" in printed
     assert {path for path, _ in server.requests} == {"/ilsvrc_2012_mean.npy", "/caffe_ilsvrc12.tar.gz"}
@@ -286,7 +314,7 @@ def test_a_mean_image_of_the_wrong_shape_is_refused(server, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is not a 3x256x256 mean image (shape 3x227x227)" in err
     assert not (tmp_path / "ilsvrc_2012_mean.npy").exists()
-    assert not dl.partial_path(tmp_path / "ilsvrc_2012_mean.npy").exists()
+    assert not fetch.partial_path(tmp_path / "ilsvrc_2012_mean.npy").exists()
 
 
 def test_unreachable_servers_and_http_errors_are_one_line(server, tmp_path, capsys):
@@ -306,9 +334,9 @@ def test_unreachable_servers_and_http_errors_are_one_line(server, tmp_path, caps
 def test_list_names_every_item_its_hash_and_where_the_images_are(capsys):
     assert replication_main.main(["download", "--list"]) == 0
     printed = capsys.readouterr().out
-    for item in dl.ITEMS.values():
+    for item in fetch.ITEMS.values():
         assert item.url in printed
     assert "sha1 9116a64c0fbe4459d18f4bb6b56d647b63920377" in printed
     assert "md5 64373286793e3c8b2b4e3219cbf3544b" in printed
     assert "https://image-net.org/download-images" in printed
-    assert dl.DEFAULT_ITEMS == ("alexnet", "mean", "aux")
+    assert fetch.DEFAULT_ITEMS == ("alexnet", "mean", "aux")
