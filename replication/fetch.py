@@ -248,30 +248,36 @@ class _Expected(NamedTuple):
     recorded: bool  # the digest is the one recorded beside the file, not a published one
 
 
-def _verify(path: Path, target: Path, item: Item, expected: _Expected) -> tuple[str, str | None, str | None]:
-    """(sha256, actual digest, what is wrong or None) of a complete file: its hash, its
-    format and, for an archive, the members to extract."""
+class _Verdict(NamedTuple):
+    sha256: str
+    actual: str | None  # the digest in the expected algorithm
+    problem: str | None  # what is wrong, one line; None when the file passed
+    detail: str | None = None  # more about it, for --verbose
+
+
+def _verify(path: Path, target: Path, item: Item, expected: _Expected) -> _Verdict:
+    """Check a complete file: its hash, its format and, for an archive, the members to extract."""
     sha256, actual = _digests(path, expected.algorithm)
     if expected.digest is not None and actual != expected.digest:
         if expected.recorded:
-            return sha256, actual, (f"wrong sha256: expected {expected.digest} (recorded in "
-                                    f"{record_path(target)}), got {actual}; the published file changed or this copy "
-                                    "is damaged (if the new file is right, delete the record)")
-        return sha256, actual, f"wrong {expected.algorithm}: expected {expected.digest}, got {actual}"
+            return _Verdict(sha256, actual, f"wrong sha256: expected {expected.digest} (recorded in "
+                                            f"{record_path(target)}), got {actual}; the published file changed or "
+                                            "this copy is damaged (if the new file is right, delete the record)")
+        return _Verdict(sha256, actual, f"wrong {expected.algorithm}: expected {expected.digest}, got {actual}")
     try:
         if item.check is not None:
             item.check(path, target)
         if item.extract:
-            _members(path, target, item.extract, read=True)
+            _members(path, target, item.extract)
     except ReplicationError as err:
-        return sha256, actual, err.message
-    return sha256, actual, None
+        return _Verdict(sha256, actual, err.message, getattr(err, "detail", None))
+    return _Verdict(sha256, actual, None)
 
 
 # --- archives -------------------------------------------------------------------------------
 
 
-def _members(archive: Path, name: Path, names, read=False, folder: Path | None = None) -> tuple[Path, ...]:
+def _members(archive: Path, name: Path, names, folder: Path | None = None) -> tuple[Path, ...]:
     """Check (and read, or write into `folder`) the named regular-file members of a tar archive."""
     for member_name in names:
         if Path(member_name).name != member_name or member_name in ("", ".", ".."):
@@ -564,7 +570,7 @@ def _fetch_locked(item, folder, target, url, digest, algorithm, progress, timeou
         raise ReplicationError(target, "is a folder; the download needs this name for its file")
     expected = _expected(item, target, digest, algorithm)
     if target.is_file():
-        sha256, actual, problem = _verify(target, target, item, expected)
+        sha256, actual, problem, _ = _verify(target, target, item, expected)
         if problem is None:
             recorded = expected.digest is None
             if recorded:
@@ -579,10 +585,12 @@ def _fetch_locked(item, folder, target, url, digest, algorithm, progress, timeou
 
     _fetch(url, target, progress, timeout, log)
     partial = partial_path(target)
-    sha256, actual, problem = _verify(partial, target, item, expected)
+    sha256, actual, problem, detail = _verify(partial, target, item, expected)
     if problem is not None:
         _discard(partial, target)
-        raise ReplicationError(target, f"{problem} (downloaded from {url}; the download was removed)")
+        err = ReplicationError(target, f"{problem} (downloaded from {url}; the download was removed)")
+        err.detail = detail
+        raise err
     extracted = _members(partial, target, item.extract, folder=folder) if item.extract else ()
     recorded = expected.digest is None
     if recorded:

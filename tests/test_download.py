@@ -7,10 +7,15 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +27,7 @@ from replication.commands.common import run_cli
 from replication.errors import ReplicationError
 
 TIMEOUT = 10.0
+ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
 
 
@@ -75,6 +81,13 @@ class FileServer:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if mode == "slow":  # the whole file in small pieces, for a second process to meet the first
+                    self._head(200, body, len(body))
+                    for start in range(0, len(body), len(body) // 40 + 1):
+                        self.wfile.write(body[start : start + len(body) // 40 + 1])
+                        self.wfile.flush()
+                        time.sleep(0.1)
                     return
                 if mode == "ignore-range" or match is None:
                     self._head(200, body, len(body))
@@ -340,3 +353,158 @@ def test_list_names_every_item_its_hash_and_where_the_images_are(capsys):
     assert "md5 64373286793e3c8b2b4e3219cbf3544b" in printed
     assert "https://image-net.org/download-images" in printed
     assert fetch.DEFAULT_ITEMS == ("alexnet", "mean", "aux")
+
+
+# --- the real command in a subprocess: changed remotes, failed checks, two processes ------
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    return {**env, "PYTHONPATH": str(ROOT), "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+
+
+def _command(server, folder, *names, extra=(), wait=True):
+    """`python -m replication.download NAMES --mirror SERVER --to FOLDER` in a subprocess
+    (the worktree's package first on the path)."""
+    command = [sys.executable, "-m", "replication.download", *names, "--mirror", server.base, "--to", str(folder),
+               "--no-progress", "--timeout", str(TIMEOUT), *extra]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                                cwd=folder.parent)
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=folder.parent, timeout=120)
+
+
+def _mean(value: float) -> bytes:
+    return _npy(np.full((3, 256, 256), value))
+
+
+def _error_line(done) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) >= 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[-1]
+
+
+@pytest.mark.parametrize("server_mode", ["good", "ignore-if-range"])
+def test_a_file_that_changed_on_the_server_is_fetched_anew_not_spliced(server, tmp_path, server_mode):
+    """Same size, new content (so a new ETag) between an interrupted attempt and the next:
+    the next attempt must not append the new file's second half to the old one's first."""
+    old, new = _mean(1.0), _mean(2.0)
+    assert len(old) == len(new)
+    server.files["/ilsvrc_2012_mean.npy"] = old
+    server.modes["/ilsvrc_2012_mean.npy"] = "drop"
+    folder = tmp_path / "weights"
+    first = _command(server, folder, "mean")
+    assert "interrupted after" in _error_line(first)
+    partial = fetch.partial_path(folder / "ilsvrc_2012_mean.npy")
+    assert partial.read_bytes() == old[: len(old) // 2]
+
+    server.files["/ilsvrc_2012_mean.npy"] = new
+    server.modes["/ilsvrc_2012_mean.npy"] = server_mode
+    second = _command(server, folder, "mean")
+    assert second.returncode == 0, second.stderr
+    assert (folder / "ilsvrc_2012_mean.npy").read_bytes() == new  # not old[:half] + new[half:]
+    assert (f"bytes={len(old) // 2}-", _etag(old)) in list(zip([r for _, r in server.requests], server.if_ranges))
+    assert "starting over" in second.stderr
+    assert (folder / "ilsvrc_2012_mean.npy.sha256").read_text().split()[0] == hashlib.sha256(new).hexdigest()
+    assert not partial.exists() and not fetch.validator_path(folder / "ilsvrc_2012_mean.npy").exists()
+
+
+def test_a_partial_without_a_validator_is_started_over(server, tmp_path):
+    body = _mean(3.0)
+    server.files["/ilsvrc_2012_mean.npy"] = body
+    server.no_validator.add("/ilsvrc_2012_mean.npy")
+    server.modes["/ilsvrc_2012_mean.npy"] = "drop"
+    folder = tmp_path / "weights"
+    assert "interrupted after" in _error_line(_command(server, folder, "mean"))
+    server.modes["/ilsvrc_2012_mean.npy"] = "good"
+    done = _command(server, folder, "mean")
+    assert done.returncode == 0, done.stderr
+    assert server.requests[-1] == ("/ilsvrc_2012_mean.npy", None)  # no Range: nothing to splice onto
+    assert "no validator" in done.stderr and "starting over" in done.stderr
+    assert (folder / "ilsvrc_2012_mean.npy").read_bytes() == body
+
+
+def test_the_sha256_of_a_file_without_a_published_hash_is_recorded_and_checked(server, tmp_path):
+    first, changed = _mean(4.0), _mean(5.0)
+    server.files["/ilsvrc_2012_mean.npy"] = first
+    folder = tmp_path / "weights"
+    target, record = folder / "ilsvrc_2012_mean.npy", folder / "ilsvrc_2012_mean.npy.sha256"
+    done = _command(server, folder, "mean")
+    assert done.returncode == 0, done.stderr
+    sha = hashlib.sha256(first).hexdigest()
+    assert record.read_text() == f"{sha}  ilsvrc_2012_mean.npy\n"  # sha256sum's format
+    assert f"sha256 {sha}" in done.stdout and f"recorded in {record}" in done.stdout
+
+    # The published file changes: a later download is checked against the recorded value.
+    target.unlink()
+    server.files["/ilsvrc_2012_mean.npy"] = changed
+    line = _error_line(_command(server, folder, "mean"))
+    assert line.startswith(f"error: {target}: wrong sha256: expected {sha} (recorded in {record})")
+    assert hashlib.sha256(changed).hexdigest() in line
+    assert not target.exists() and not fetch.partial_path(target).exists()
+
+    # A user pins the new value by writing the record: accepted.
+    record.write_text(f"{hashlib.sha256(changed).hexdigest()}  ilsvrc_2012_mean.npy\n")
+    done = _command(server, folder, "mean")
+    assert done.returncode == 0 and target.read_bytes() == changed, done.stderr
+    record.write_text("not a hash\n")
+    target.unlink()
+    assert f"error: {record}: is not a sha256 record" in _error_line(_command(server, folder, "mean"))
+
+
+def test_an_archive_that_does_not_unpack_never_reaches_its_final_name(server, tmp_path):
+    good = _tar_gz({"val.txt": b"a.JPEG 0\n", "synset_words.txt": b"n0 x\n"})
+    folder = tmp_path / "weights"
+    target = folder / "caffe_ilsvrc12.tar.gz"
+    for bad in (bytes(range(256)) * 64, good[: len(good) // 2]):  # random bytes, a truncated archive
+        server.files["/caffe_ilsvrc12.tar.gz"] = bad
+        done = _command(server, folder, "aux")
+        line = _error_line(done)
+        assert line.startswith(f"error: {target}: is not a readable tar archive") and "the download was removed" in line
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert not target.exists() and not fetch.partial_path(target).exists()
+        assert not (folder / "val.txt").exists() and not (folder / "caffe_ilsvrc12.tar.gz.sha256").exists()
+    verbose = _command(server, folder, "aux", extra=["--verbose"])
+    assert verbose.returncode == 2 and len(verbose.stderr.strip().splitlines()) > 1  # the detail, then the line
+
+    # The mirror is fixed: the next run succeeds.
+    server.files["/caffe_ilsvrc12.tar.gz"] = good
+    done = _command(server, folder, "aux")
+    assert done.returncode == 0, done.stderr
+    assert (folder / "val.txt").read_bytes() == b"a.JPEG 0\n" and target.read_bytes() == good
+
+    # A broken archive under the final name (left by an older version): moved aside, fetched again.
+    target.write_bytes(b"junk")
+    (folder / "caffe_ilsvrc12.tar.gz.sha256").unlink()
+    done = _command(server, folder, "aux")
+    assert done.returncode == 0, done.stderr
+    assert f"{target}: present but is not a readable tar archive" in done.stderr
+    assert f"moved aside to {fetch.rejected_path(target)}" in done.stderr
+    assert target.read_bytes() == good and fetch.rejected_path(target).read_bytes() == b"junk"
+
+
+def test_a_second_process_on_the_same_folder_is_refused(server, tmp_path):
+    server.files["/ilsvrc_2012_mean.npy"] = _mean(6.0)
+    server.modes["/ilsvrc_2012_mean.npy"] = "slow"
+    server.files["/caffe_ilsvrc12.tar.gz"] = _tar_gz({"val.txt": b"a.JPEG 0\n", "synset_words.txt": b"n0 x\n"})
+    folder = tmp_path / "weights"
+    partial = fetch.partial_path(folder / "ilsvrc_2012_mean.npy")
+    first = _command(server, folder, "mean", wait=False)
+    try:
+        deadline = time.monotonic() + 60
+        while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.02)
+        second = _command(server, folder, "aux")
+        line = _error_line(second)
+        assert line == f"error: {folder}: another download is fetching into this folder right now; wait for it to " \
+                       "end, or pass another --to"
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert (folder / "ilsvrc_2012_mean.npy").read_bytes() == server.files["/ilsvrc_2012_mean.npy"]
+    assert not (folder / "caffe_ilsvrc12.tar.gz").exists()
+    assert _command(server, folder, "aux").returncode == 0  # once the first is done, the folder is free
+    assert not (folder / fetch.LOCK_NAME).exists()
