@@ -117,9 +117,11 @@ class _InputOptions(argparse.ArgumentParser):
 
 
 def missing_before_tensorflow(number: int, argv=None) -> list[str]:
-    """What a run lacks, from the options that name its inputs alone, found before the full
-    parser loads TensorFlow (its model options need the registered models): a user who
-    lacks a file hears so at once. Options that do not parse are left to the full parser.
+    """What a run lacks, found before the full parser loads TensorFlow, so that a user who
+    lacks a file hears so at once: when the command line names only inputs (--model,
+    --weights, --data, --labels, --mean, --mean-file), or nothing. Any other option could be
+    a typo that only the full parser can tell, so such a command line is left to it (which
+    checks every option first; the run then reports what is missing).
 
     Args:
         number: the figure whose model is the default.
@@ -127,7 +129,7 @@ def missing_before_tensorflow(number: int, argv=None) -> list[str]:
 
     Returns:
         One message per missing input (`experiment.experiment_missing`); empty when all is
-        in place, or when the command line asks for help or does not parse.
+        in place, or when the command line holds other options, asks for help or does not parse.
     """
     from replication.experiment import experiment_missing
 
@@ -138,8 +140,10 @@ def missing_before_tensorflow(number: int, argv=None) -> list[str]:
     if {"-h", "--help"} & set(argv):
         return []
     try:
-        known, _ = inputs.parse_known_args(argv)
+        known, others = inputs.parse_known_args(argv)
     except ValueError:
+        return []
+    if others:
         return []
     model = known.model or EXPERIMENTS[number].model
     preprocessing = {"mean": known.mean, "mean_file": known.mean_file and Path(known.mean_file)}
