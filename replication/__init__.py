@@ -6,6 +6,7 @@ table → statistics → figures):
 
     import replication as rp
     rp.run_experiment(1, "alexnet", "bvlc_alexnet.h5", "ILSVRC2012_val")  # Figure 1, files to figure
+    rp.download("alexnet", to="caffe_weights")                      # a public file, resumed and checked
     rp.convert_caffemodel("bvlc_alexnet.caffemodel", "bvlc_alexnet.h5")        # Caffe file -> HDF5
     model = rp.create_model("alexnet", "bvlc_alexnet.h5")           # registered model + weights
     rp.weight_groups(model)                                         # its layers: conv_1 … dense_3

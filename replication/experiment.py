@@ -69,6 +69,11 @@ def model_preprocessing(model, resize=None, crop=None, mean=None, resize_filter=
     """
     from replication.data.preprocessing import Preprocessing
 
+    return Preprocessing(**_preprocessing_fields(model, resize, crop, mean, resize_filter, mean_file))
+
+
+def _preprocessing_fields(model, resize=None, crop=None, mean=None, resize_filter=None, mean_file=None) -> dict:
+    """The fields of `model_preprocessing`, without importing data (and so TensorFlow)."""
     fields = dict(CAFFE_PREPROCESSING)
     spec = get_model_spec(model)
     fields.update(spec.preprocessing if spec is not None and spec.preprocessing else {})
@@ -76,7 +81,31 @@ def model_preprocessing(model, resize=None, crop=None, mean=None, resize_filter=
     fields.update({key: value for key, value in given.items() if value is not None})
     if fields["mean"] == "image" and mean_file is None:
         mean_file = DEFAULT_MEAN_FILE
-    return Preprocessing(mean_file=mean_file, **fields)
+    return {**fields, "mean_file": mean_file}
+
+
+def experiment_missing(model, weights, data, labels=None, preprocessing=None) -> list[str]:
+    """What a run of `model` on `data` lacks (`inputs.missing_inputs`), with the model's
+    default weights and own preprocessing filled in; loads nothing heavy, so a command can
+    say what is missing before TensorFlow starts.
+
+    Args:
+        model: a registered model's name or a deploy .prototxt path.
+        weights: its weight file; None for the model's default.
+        data: the folder of validation images, or None.
+        labels: the label file, when given apart from `data`.
+        preprocessing: a `data.Preprocessing`, or a dict of its fields (None: the model's own).
+
+    Returns:
+        One message per missing input, each with how to get it; empty when all is in place.
+    """
+    weights = default_weights(model) if weights is None else Path(weights)
+    if preprocessing is None or isinstance(preprocessing, dict):
+        fields = _preprocessing_fields(model, **(preprocessing or {}))
+        mean, mean_file = fields["mean"], fields["mean_file"]
+    else:
+        mean, mean_file = preprocessing.mean, preprocessing.mean_file
+    return missing_inputs(model, weights, data, labels, mean, mean_file or DEFAULT_MEAN_FILE)
 
 
 def output_stem(slug: str, semantics: str) -> str:
@@ -133,8 +162,7 @@ def run_experiment(experiment, model=None, weights=None, data=None, *, labels=No
     weights = default_weights(model) if weights is None else Path(weights)
     if preprocessing is None or isinstance(preprocessing, dict):
         preprocessing = model_preprocessing(model, **(preprocessing or {}))
-    missing = missing_inputs(model, weights, data, labels, preprocessing.mean,
-                             preprocessing.mean_file or DEFAULT_MEAN_FILE)
+    missing = experiment_missing(model, weights, data, labels, preprocessing)
     if missing:
         raise MissingInputs(experiment.label, missing)
 
@@ -365,7 +393,7 @@ def reproduce(data, model=None, weights=None, *, out="figures", say=print, **opt
     first = dict(options)
     prep = first.pop("preprocessing", None)
     prep = prep if prep is not None and not isinstance(prep, dict) else model_preprocessing(model, **(prep or {}))
-    missing = missing_inputs(model, weights, data, first.get("labels"), prep.mean, prep.mean_file or DEFAULT_MEAN_FILE)
+    missing = experiment_missing(model, weights, data, first.get("labels"), prep)
     if missing:
         raise MissingInputs("The replication", missing)
 

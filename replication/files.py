@@ -1,6 +1,7 @@
-"""File helpers: atomic outputs and content hashes."""
+"""File helpers: atomic outputs, exclusive locks and content hashes."""
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import os
@@ -66,6 +67,58 @@ def atomic_output(path, suffix=""):
         raise ReplicationError(path, f"cannot write: {err.strerror}") from None  # named as the user knows it
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def try_lock(file, path, busy: str) -> None:
+    """Take an exclusive lock on the open `file`, or refuse at once when another process holds it.
+
+    Args:
+        file: an open file object.
+        path: what to name in the error (the file the user knows).
+        busy: the message when the lock is held elsewhere.
+
+    Raises:
+        ReplicationError: `path: busy`, with the file left open for the caller to close.
+    """
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ReplicationError(path, busy) from None
+
+
+@contextlib.contextmanager
+def locked(lock_file, path, busy: str):
+    """Hold an exclusive lock on `lock_file` (created if missing) for the block, or refuse.
+
+    The lock file is removed when the block ends. Since a second process may have opened
+    it just before, a lock is only taken as held once the name still leads to the locked file.
+
+    Args:
+        lock_file: the lock file's path.
+        path: what to name when another process holds the lock (a folder, a table).
+        busy: the message then.
+
+    Raises:
+        ReplicationError: `path: busy`.
+    """
+    lock_file = Path(lock_file)
+    while True:
+        file = open(lock_file, "a+b")  # noqa: SIM115 -- held open for the block
+        try:
+            try_lock(file, path, busy)
+            if os.path.samestat(os.fstat(file.fileno()), os.stat(lock_file)):
+                break
+        except FileNotFoundError:
+            pass  # removed by the holder between our open and our lock: try again
+        except BaseException:
+            file.close()
+            raise
+        file.close()
+    try:
+        yield
+    finally:
+        lock_file.unlink(missing_ok=True)
+        file.close()
 
 
 def file_digest(path, algorithm="sha256", chunk=1 << 22) -> str:

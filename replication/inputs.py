@@ -69,16 +69,13 @@ def missing_inputs(model, weights, data, labels=None, mean="image", mean_file=DE
         )
     elif not weights.is_file():
         if spec is not None and spec.zoo_file:
-            from replication.fetch import ITEMS
-
-            item = next((i for i in ITEMS.values() if i.filename == f"{spec.zoo_file}.caffemodel"), None)
             url = ZOO_URL.format(spec.zoo_file)
-            fetch = (f"      python -m replication.download {item.name}\n" if item is not None else
-                     f"      mkdir -p caffe_weights\n"
-                     f"      curl -L -o caffe_weights/{spec.zoo_file}.caffemodel {url}\n")
+            item = _fetchable(f"{spec.zoo_file}.caffemodel")
+            fetch = (f"      python -m replication.download {item}\n" if item else
+                     f"      mkdir -p caffe_weights\n      curl -L -o caffe_weights/{spec.zoo_file}.caffemodel {url}\n")
             missing.append(
                 f"weights {weights}: not found. Download {spec.zoo_file} from the Caffe Model Zoo ({url}, "
-                "233 MB; hash-checked) and convert it:\n" + fetch +
+                f"233 MB; the download checks its sha1) and convert it:\n{fetch}"
                 f"      python -m replication.convert caffe_weights/{spec.zoo_file}.caffemodel -o {weights}"
             )
         else:
@@ -89,17 +86,33 @@ def missing_inputs(model, weights, data, labels=None, mean="image", mean_file=DE
     if data is None or not Path(data).is_dir():
         where = "no --data given" if data is None else f"{data}: no such folder"
         missing.append(
-            f"images: {where}. Download the ILSVRC2012 validation images (ILSVRC2012_img_val.tar, 6.3 GB; "
-            "free registration at https://image-net.org/download-images), unpack them into a folder, and pass "
-            "--data FOLDER (with --labels val.txt, Caffe's FILENAME LABEL list, unless the folder holds one)."
+            f"images: {where}. The ILSVRC2012 validation images are the one input python -m replication.download "
+            "cannot fetch: download ILSVRC2012_img_val.tar (6.3 GB; free registration at "
+            "https://image-net.org/download-images), unpack it into a folder, and pass --data FOLDER (with "
+            "--labels caffe_weights/val.txt, Caffe's FILENAME LABEL list from python -m replication.download aux, "
+            "unless the folder holds one)."
         )
     if labels is not None and not Path(labels).is_file():
-        missing.append(f"labels {labels}: no such file.")
+        aux = " Caffe's val.txt comes with: python -m replication.download aux" if Path(labels).name == "val.txt" else ""
+        missing.append(f"labels {labels}: no such file.{aux}")
     if mean == "image" and not Path(mean_file).is_file():
+        fetch = (f"fetch it with: python -m replication.download mean{_to(Path(mean_file))}" if
+                 Path(mean_file).name == "ilsvrc_2012_mean.npy" else f"save it as {mean_file}")
         missing.append(
-            f"mean image {mean_file}: not found. It ships with Caffe as python/caffe/imagenet/ilsvrc_2012_mean.npy "
-            f"({MEAN_URL}); fetch it with\n"
-            f"      python -m replication.download mean\n"
-            f"      ... or pass --mean-file, or use --mean pixel."
+            f"mean image {mean_file}: not found. It ships with Caffe as "
+            f"python/caffe/imagenet/ilsvrc_2012_mean.npy ({MEAN_URL}); {fetch} "
+            "(or pass --mean-file, or use --mean pixel)."
         )
     return missing
+
+
+def _fetchable(filename: str) -> str | None:
+    """The name `python -m replication.download` fetches `filename` by, or None."""
+    from replication.fetch import ITEMS
+
+    return next((item.name for item in ITEMS.values() if item.filename == filename), None)
+
+
+def _to(path: Path) -> str:
+    """The download command's --to option for a file at `path` (none for caffe_weights/)."""
+    return "" if path.parent == WEIGHTS_DIR else f" --to {path.parent}"

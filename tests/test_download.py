@@ -7,10 +7,15 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,21 +27,20 @@ from replication.commands.common import run_cli
 from replication.errors import ReplicationError
 
 TIMEOUT = 10.0
+ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
 
 
 class FileServer:
     """Serves `files` (path -> bytes) the way `modes` (path -> good, drop, ignore-range,
-    default good) says, and records every request's path and Range header (and If-Range,
-    in `if_ranges`). Each file has a strong ETag made from its content, unless
-    `validators[path]` is "none" (no ETag, no Last-Modified) or "date" (Last-Modified
-    only, from `dates`); a Range request whose If-Range does not match gets the whole file."""
+    ignore-if-range, default good) says, with a strong ETag per content unless the path is in
+    `no_validator`, and Range and If-Range handled as HTTP says; records every request's path
+    and Range header in `requests`, and its If-Range header in `if_ranges`."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.modes: dict[str, str] = {}
-        self.validators: dict[str, str] = {}
-        self.dates: dict[str, str] = {}
+        self.no_validator: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
         self.if_ranges: list[str | None] = []
         server = self
@@ -47,6 +51,18 @@ class FileServer:
             def log_message(self, *args):
                 pass
 
+            def _validators(self, body):
+                if self.path in server.no_validator:
+                    return {}
+                return {"ETag": f'"{hashlib.sha256(body).hexdigest()[:16]}"'}
+
+            def _head(self, code, body, length, **headers):
+                self.send_response(code)
+                for name, value in {**self._validators(body), **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+
             def do_GET(self):
                 server.requests.append((self.path, self.headers.get("Range")))
                 server.if_ranges.append(self.headers.get("If-Range"))
@@ -55,48 +71,33 @@ class FileServer:
                     self.send_error(404)
                     return
                 mode = server.modes.get(self.path, "good")
-                kind = server.validators.get(self.path, "etag")
-                validator = {"etag": f'"{hashlib.sha1(body).hexdigest()[:16]}"', "none": None,
-                             "date": server.dates.get(self.path, "Tue, 01 Dec 2026 10:00:00 GMT")}[kind]
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if match is not None and self.headers.get("If-Range") is not None \
-                        and self.headers.get("If-Range") != validator:
-                    match = None  # the file changed since the partial was begun: send all of it
-
-                def validators():
-                    if kind == "etag":
-                        self.send_header("ETag", validator)
-                    elif kind == "date":
-                        self.send_header("Last-Modified", validator)
-
+                if_range = self.headers.get("If-Range")
+                changed = if_range is not None and if_range != self._validators(body).get("ETag")
+                if match and changed and mode != "ignore-if-range":
+                    match = None  # the file changed (or has no ETag): the whole file, as HTTP says
                 if mode == "drop":  # announce the whole file, send half of it, close
-                    self.send_response(200)
-                    validators()
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
+                    self._head(200, body, len(body))
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if mode == "slow":  # the whole file in small pieces, for a second process to meet the first
+                    self._head(200, body, len(body))
+                    for start in range(0, len(body), len(body) // 40 + 1):
+                        self.wfile.write(body[start : start + len(body) // 40 + 1])
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    return
                 if mode == "ignore-range" or match is None:
-                    self.send_response(200)
-                    validators()
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
+                    self._head(200, body, len(body))
                     self.wfile.write(body)
                     return
                 start = int(match[1])
                 if start >= len(body):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(body)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self._head(416, body, 0, **{"Content-Range": f"bytes */{len(body)}"})
                     return
-                self.send_response(206)
-                validators()
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
+                self._head(206, body, len(body) - start, **{"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
                 self.wfile.write(body[start:])
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -134,14 +135,21 @@ def _item(data: bytes, name="blob.bin", **kwargs) -> fetch.Item:
     return fetch.Item("test", name, "http://127.0.0.1:9/unused", "sha1", hashlib.sha1(data).hexdigest(), **kwargs)
 
 
-def _validated(target, url, body):
-    """Record the server's ETag for `body` beside a partial download, as the first attempt did."""
-    record = {"url": url, "validator": f'"{hashlib.sha1(body).hexdigest()[:16]}"'}
-    fetch.validator_path(target).write_text(json.dumps(record))
-
-
 def _get(item, folder, url, **kwargs):
-    return fetch.download(item, folder, url=url, progress=False, timeout=TIMEOUT, **kwargs)
+    return fetch.fetch_item(item, folder, url=url, progress=False, timeout=TIMEOUT, **kwargs)
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+
+
+def _partial(target, data: bytes, server, name: str, served: bytes):
+    """A partial download of `target` holding `data`, with the validator an earlier attempt
+    would have saved when the server served `served`."""
+    partial = fetch.partial_path(target)
+    partial.write_bytes(data)
+    fetch.validator_path(target).write_text(json.dumps({"url": server.url(name), "etag": _etag(served)}))
+    return partial
 
 
 def test_a_good_download_is_checked_and_renamed(server, tmp_path):
@@ -183,9 +191,7 @@ def test_a_dropped_connection_keeps_the_partial_and_the_next_run_resumes(server,
 def test_a_server_that_ignores_the_range_restarts_from_zero(server, tmp_path):
     server.files["/blob.bin"] = PAYLOAD
     server.modes["/blob.bin"] = "ignore-range"
-    partial = fetch.partial_path(tmp_path / "blob.bin")
-    partial.write_bytes(b"x" * 3000)  # not even a prefix of the file: must be thrown away
-    _validated(tmp_path / "blob.bin", server.url("blob.bin"), PAYLOAD)
+    partial = _partial(tmp_path / "blob.bin", b"x" * 3000, server, "blob.bin", PAYLOAD)  # not even a prefix
     result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
     assert server.requests == [("/blob.bin", "bytes=3000-")]
     assert result.path.read_bytes() == PAYLOAD and not partial.exists()
@@ -193,8 +199,7 @@ def test_a_server_that_ignores_the_range_restarts_from_zero(server, tmp_path):
 
 def test_a_complete_partial_is_checked_without_fetching_more(server, tmp_path):
     server.files["/blob.bin"] = PAYLOAD
-    fetch.partial_path(tmp_path / "blob.bin").write_bytes(PAYLOAD)  # killed between the last byte and the rename
-    _validated(tmp_path / "blob.bin", server.url("blob.bin"), PAYLOAD)
+    _partial(tmp_path / "blob.bin", PAYLOAD, server, "blob.bin", PAYLOAD)  # killed between the last byte and the rename
     result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
     assert server.requests == [("/blob.bin", f"bytes={len(PAYLOAD)}-")]  # answered 416
     assert result.fetched and result.path.read_bytes() == PAYLOAD
@@ -236,8 +241,7 @@ def test_a_present_correct_target_is_not_fetched_again(server, tmp_path):
     lines = []
     result = _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"), log=lines.append)
     assert result.fetched and result.path.read_bytes() == PAYLOAD
-    assert len(lines) == 1 and "present but wrong sha1" in lines[0] and "moved aside to blob.bin.failed" in lines[0]
-    assert (tmp_path / "blob.bin.failed").read_bytes() == b"stale"
+    assert len(lines) == 1 and "present but wrong sha1" in lines[0]
 
 
 def _tar_gz(members: dict[str, bytes], symlinks=()) -> bytes:
@@ -265,8 +269,9 @@ def test_the_aux_archive_yields_val_txt_and_synset_words_and_nothing_else(server
     assert result.extracted == (folder / "val.txt", folder / "synset_words.txt")
     assert (folder / "val.txt").read_bytes() == val and (folder / "synset_words.txt").read_bytes() == words
     assert not (tmp_path / "evil").exists()
-    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-        "caffe_ilsvrc12.tar.gz", "caffe_ilsvrc12.tar.gz.sha256", "synset_words.txt", "val.txt"]
+    assert result.recorded and (folder / "caffe_ilsvrc12.tar.gz.sha256").read_text().split()[0] == result.sha256
+    assert sorted(p.name for p in folder.iterdir()) == ["caffe_ilsvrc12.tar.gz", "caffe_ilsvrc12.tar.gz.sha256",
+                                                        "synset_words.txt", "val.txt"]
 
     # Present: not fetched again, but a removed member is extracted again.
     (folder / "val.txt").unlink()
@@ -304,8 +309,8 @@ def test_the_command_fetches_the_mean_and_aux_from_a_mirror(server, tmp_path, ca
     argv = ["mean", "aux", "--mirror", server.base + "/", "--to", str(out), "--no-progress"]
     assert run_cli(dl.main, argv) == 0
     printed = capsys.readouterr().out
-    assert (f"sha256 {hashlib.sha256(mean).hexdigest()} (no published hash; recorded in ilsvrc_2012_mean.npy.sha256 "
-            "at this first download, checked by every later run); a 3x256x256 mean image") in printed
+    assert f"sha256 {hashlib.sha256(mean).hexdigest()} (no published hash; recorded in {out}/ilsvrc_2012_mean.npy" \
+           ".sha256, which later runs check against: keep that value to pin the file); a 3x256x256 mean image" in printed
     assert f"extracted {out / 'val.txt'}, {out / 'synset_words.txt'}" in printed
     assert "https://image-net.org/download-images" in printed and "ILSVRC2012_img_val.tar" in printed
     assert {path for path, _ in server.requests} == {"/ilsvrc_2012_mean.npy", "/caffe_ilsvrc12.tar.gz"}
@@ -350,131 +355,156 @@ def test_list_names_every_item_its_hash_and_where_the_images_are(capsys):
     assert fetch.DEFAULT_ITEMS == ("alexnet", "mean", "aux")
 
 
-def _unhashed(name="blob.bin", **kwargs) -> fetch.Item:
-    """An item with no published hash, as the mean image and the aux archive are."""
-    return fetch.Item("test", name, "http://127.0.0.1:9/unused", **kwargs)
+# --- the real command in a subprocess: changed remotes, failed checks, two processes ------
 
 
-def _drop_then(server, tmp_path, body, item):
-    """A first attempt that stops halfway through `body`, as a dropped connection does."""
-    server.files["/blob.bin"] = body
-    server.modes["/blob.bin"] = "drop"
-    with pytest.raises(ReplicationError, match="interrupted"):
-        _get(item, tmp_path, server.url("blob.bin"))
-    server.modes["/blob.bin"] = "good"
-    return fetch.partial_path(tmp_path / "blob.bin")
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    return {**env, "PYTHONPATH": str(ROOT), "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
 
 
-def test_a_remote_file_that_changed_is_fetched_whole_never_spliced(server, tmp_path):
-    old, new = PAYLOAD, PAYLOAD[::-1]  # same size, other bytes
-    partial = _drop_then(server, tmp_path, old, _unhashed())
-    assert partial.exists() and fetch.validator_path(tmp_path / "blob.bin").exists()
-    server.files["/blob.bin"] = new  # the server's file changed between the attempts (new ETag)
-    result = _get(_unhashed(), tmp_path, server.url("blob.bin"))
-    assert server.requests[-1] == ("/blob.bin", f"bytes={len(old) // 2}-")  # asked to resume ...
-    assert server.if_ranges[-1] == f'"{hashlib.sha1(old).hexdigest()[:16]}"'  # ... only if unchanged
-    assert result.path.read_bytes() == new  # answered with the whole new file, not half of each
-    assert not fetch.validator_path(tmp_path / "blob.bin").exists()
+def _command(server, folder, *names, extra=(), wait=True):
+    """`python -m replication.download NAMES --mirror SERVER --to FOLDER` in a subprocess
+    (the worktree's package first on the path)."""
+    command = [sys.executable, "-m", "replication.download", *names, "--mirror", server.base, "--to", str(folder),
+               "--no-progress", "--timeout", str(TIMEOUT), *extra]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                                cwd=folder.parent)
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=folder.parent, timeout=120)
 
 
-def test_a_last_modified_date_is_a_validator_too(server, tmp_path):
-    server.validators["/blob.bin"] = "date"
-    partial = _drop_then(server, tmp_path, PAYLOAD, _unhashed())
-    result = _get(_unhashed(), tmp_path, server.url("blob.bin"))
-    assert server.if_ranges[-1] == "Tue, 01 Dec 2026 10:00:00 GMT"
-    assert server.requests[-1] == ("/blob.bin", f"bytes={len(PAYLOAD) // 2}-")
-    assert result.path.read_bytes() == PAYLOAD and not partial.exists()
+def _mean(value: float) -> bytes:
+    return _npy(np.full((3, 256, 256), value))
 
 
-def test_without_a_validator_a_partial_is_started_over(server, tmp_path):
-    server.validators["/blob.bin"] = "none"
-    _drop_then(server, tmp_path, PAYLOAD, _unhashed())
-    assert not fetch.validator_path(tmp_path / "blob.bin").exists()
-    server.files["/blob.bin"] = PAYLOAD[::-1]
-    result = _get(_unhashed(), tmp_path, server.url("blob.bin"))
-    assert server.requests[-1] == ("/blob.bin", None)  # no Range request: nothing to splice onto
-    assert result.path.read_bytes() == PAYLOAD[::-1]
+def _error_line(done) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) >= 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[-1]
 
 
-def test_an_unhashed_file_is_pinned_at_first_download_and_checked_after(server, tmp_path):
-    server.files["/blob.bin"] = PAYLOAD
-    first = _get(_unhashed(), tmp_path, server.url("blob.bin"))
-    assert first.pinned and first.digest is None
-    pin = fetch.pin_path(tmp_path / "blob.bin")
-    assert pin.read_text().split() == [hashlib.sha256(PAYLOAD).hexdigest(), "blob.bin"]
-    again = _get(_unhashed(), tmp_path, server.url("blob.bin"))
-    assert not again.fetched and not again.pinned
-
-    # The file is lost and the server now serves other bytes: refused, nothing under the name.
-    (tmp_path / "blob.bin").unlink()
-    server.files["/blob.bin"] = PAYLOAD[::-1]
-    with pytest.raises(ReplicationError, match="differs from the .* recorded at its first download"):
-        _get(_unhashed(), tmp_path, server.url("blob.bin"))
-    assert not (tmp_path / "blob.bin").exists() and not fetch.partial_path(tmp_path / "blob.bin").exists()
-
-
-def test_an_archive_that_does_not_unpack_never_takes_its_name_and_a_fixed_mirror_heals(server, tmp_path, capsys):
-    out = tmp_path / "weights"
-    server.files["/caffe_ilsvrc12.tar.gz"] = bytes(range(256)) * 16  # random bytes, no published hash
-    argv = ["aux", "--mirror", server.base, "--to", str(out), "--no-progress", "--timeout", str(TIMEOUT)]
-    assert run_cli(dl.main, argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "not a readable tar archive" in err and "the download was removed" in err and "\n" not in err
-    assert not (out / "caffe_ilsvrc12.tar.gz").exists() and not fetch.pin_path(out / "caffe_ilsvrc12.tar.gz").exists()
-
-    server.files["/caffe_ilsvrc12.tar.gz"] = _tar_gz({"val.txt": b"a.JPEG 0\n", "synset_words.txt": b"n0 x\n"})
-    assert run_cli(dl.main, argv) == 0
-    assert (out / "val.txt").read_bytes() == b"a.JPEG 0\n"
-
-
-def test_a_second_download_of_the_same_file_is_refused(server, tmp_path):
-    import fcntl
-
-    server.files["/blob.bin"] = PAYLOAD
-    with open(tmp_path / ".blob.bin.download.lock", "a+b") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running download holds it
-        with pytest.raises(ReplicationError, match="another download of this file into this folder is running"):
-            _get(_item(PAYLOAD), tmp_path, server.url("blob.bin"))
-    assert not (tmp_path / "blob.bin").exists() and server.requests == []
-
-
-def test_the_command_in_a_subprocess_resumes_only_an_unchanged_file(server, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    old, new = PAYLOAD * 4, PAYLOAD[::-1] * 4
+@pytest.mark.parametrize("server_mode", ["good", "ignore-if-range"])
+def test_a_file_that_changed_on_the_server_is_fetched_anew_not_spliced(server, tmp_path, server_mode):
+    """Same size, new content (so a new ETag) between an interrupted attempt and the next:
+    the next attempt must not append the new file's second half to the old one's first."""
+    old, new = _mean(1.0), _mean(2.0)
+    assert len(old) == len(new)
     server.files["/ilsvrc_2012_mean.npy"] = old
     server.modes["/ilsvrc_2012_mean.npy"] = "drop"
-    env = {**os.environ, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
-    argv = [sys.executable, "-m", "replication.download", "mean", "--mirror", server.base, "--to", str(tmp_path),
-            "--no-progress", "--timeout", str(TIMEOUT)]
-    first = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-    assert first.returncode == 2 and "interrupted after" in first.stderr and "Traceback" not in first.stderr
-    server.files["/ilsvrc_2012_mean.npy"], server.modes["/ilsvrc_2012_mean.npy"] = new, "good"
-    second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-    # whole new bytes (not a splice of the two), then refused as no mean image: one line, nothing kept
-    assert second.returncode == 2 and "is not a readable .npy array" in second.stderr
-    assert len(second.stderr.strip().splitlines()) == 1
-    assert server.if_ranges[-1] is not None
-    assert not (tmp_path / "ilsvrc_2012_mean.npy").exists()
-    assert not fetch.partial_path(tmp_path / "ilsvrc_2012_mean.npy").exists()
+    folder = tmp_path / "weights"
+    first = _command(server, folder, "mean")
+    assert "interrupted after" in _error_line(first)
+    partial = fetch.partial_path(folder / "ilsvrc_2012_mean.npy")
+    assert partial.read_bytes() == old[: len(old) // 2]
+
+    server.files["/ilsvrc_2012_mean.npy"] = new
+    server.modes["/ilsvrc_2012_mean.npy"] = server_mode
+    second = _command(server, folder, "mean")
+    assert second.returncode == 0, second.stderr
+    assert (folder / "ilsvrc_2012_mean.npy").read_bytes() == new  # not old[:half] + new[half:]
+    assert (f"bytes={len(old) // 2}-", _etag(old)) in list(zip([r for _, r in server.requests], server.if_ranges))
+    assert "starting over" in second.stderr
+    assert (folder / "ilsvrc_2012_mean.npy.sha256").read_text().split()[0] == hashlib.sha256(new).hexdigest()
+    assert not partial.exists() and not fetch.validator_path(folder / "ilsvrc_2012_mean.npy").exists()
 
 
-def test_first_contact_points_at_the_download_command(tmp_path):
-    """`reproduce` with nothing in place names each missing input with the project's own
-    command that fetches it, and the one thing it cannot fetch, the images."""
-    import os
-    import subprocess
-    import sys
+def test_a_partial_without_a_validator_is_started_over(server, tmp_path):
+    body = _mean(3.0)
+    server.files["/ilsvrc_2012_mean.npy"] = body
+    server.no_validator.add("/ilsvrc_2012_mean.npy")
+    server.modes["/ilsvrc_2012_mean.npy"] = "drop"
+    folder = tmp_path / "weights"
+    assert "interrupted after" in _error_line(_command(server, folder, "mean"))
+    server.modes["/ilsvrc_2012_mean.npy"] = "good"
+    done = _command(server, folder, "mean")
+    assert done.returncode == 0, done.stderr
+    assert server.requests[-1] == ("/ilsvrc_2012_mean.npy", None)  # no Range: nothing to splice onto
+    assert "no validator" in done.stderr and "starting over" in done.stderr
+    assert (folder / "ilsvrc_2012_mean.npy").read_bytes() == body
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-m", "replication.reproduce", "--data", "nowhere"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "python -m replication.download alexnet" in done.stderr
-    assert "python -m replication.download mean" in done.stderr
-    assert "https://image-net.org/download-images" in done.stderr
-    assert "curl" not in done.stderr
-    assert not any(tmp_path.iterdir())  # nothing written
+
+def test_the_sha256_of_a_file_without_a_published_hash_is_recorded_and_checked(server, tmp_path):
+    first, changed = _mean(4.0), _mean(5.0)
+    server.files["/ilsvrc_2012_mean.npy"] = first
+    folder = tmp_path / "weights"
+    target, record = folder / "ilsvrc_2012_mean.npy", folder / "ilsvrc_2012_mean.npy.sha256"
+    done = _command(server, folder, "mean")
+    assert done.returncode == 0, done.stderr
+    sha = hashlib.sha256(first).hexdigest()
+    assert record.read_text() == f"{sha}  ilsvrc_2012_mean.npy\n"  # sha256sum's format
+    assert f"sha256 {sha}" in done.stdout and f"recorded in {record}" in done.stdout
+
+    # The published file changes: a later download is checked against the recorded value.
+    target.unlink()
+    server.files["/ilsvrc_2012_mean.npy"] = changed
+    line = _error_line(_command(server, folder, "mean"))
+    assert line.startswith(f"error: {target}: wrong sha256: expected {sha} (recorded in {record})")
+    assert hashlib.sha256(changed).hexdigest() in line
+    assert not target.exists() and not fetch.partial_path(target).exists()
+
+    # A user pins the new value by writing the record: accepted.
+    record.write_text(f"{hashlib.sha256(changed).hexdigest()}  ilsvrc_2012_mean.npy\n")
+    done = _command(server, folder, "mean")
+    assert done.returncode == 0 and target.read_bytes() == changed, done.stderr
+    record.write_text("not a hash\n")
+    target.unlink()
+    assert f"error: {record}: is not a sha256 record" in _error_line(_command(server, folder, "mean"))
+
+
+def test_an_archive_that_does_not_unpack_never_reaches_its_final_name(server, tmp_path):
+    good = _tar_gz({"val.txt": b"a.JPEG 0\n", "synset_words.txt": b"n0 x\n"})
+    folder = tmp_path / "weights"
+    target = folder / "caffe_ilsvrc12.tar.gz"
+    for bad in (bytes(range(256)) * 64, good[: len(good) // 2]):  # random bytes, a truncated archive
+        server.files["/caffe_ilsvrc12.tar.gz"] = bad
+        done = _command(server, folder, "aux")
+        line = _error_line(done)
+        assert line.startswith(f"error: {target}: is not a readable tar archive") and "the download was removed" in line
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert not target.exists() and not fetch.partial_path(target).exists()
+        assert not (folder / "val.txt").exists() and not (folder / "caffe_ilsvrc12.tar.gz.sha256").exists()
+    verbose = _command(server, folder, "aux", extra=["--verbose"])
+    assert verbose.returncode == 2 and len(verbose.stderr.strip().splitlines()) > 1  # the detail, then the line
+
+    # The mirror is fixed: the next run succeeds.
+    server.files["/caffe_ilsvrc12.tar.gz"] = good
+    done = _command(server, folder, "aux")
+    assert done.returncode == 0, done.stderr
+    assert (folder / "val.txt").read_bytes() == b"a.JPEG 0\n" and target.read_bytes() == good
+
+    # A broken archive under the final name (left by an older version): moved aside, fetched again.
+    target.write_bytes(b"junk")
+    (folder / "caffe_ilsvrc12.tar.gz.sha256").unlink()
+    done = _command(server, folder, "aux")
+    assert done.returncode == 0, done.stderr
+    assert f"{target}: present but is not a readable tar archive" in done.stderr
+    assert f"moved aside to {fetch.rejected_path(target)}" in done.stderr
+    assert target.read_bytes() == good and fetch.rejected_path(target).read_bytes() == b"junk"
+
+
+def test_a_second_process_on_the_same_folder_is_refused(server, tmp_path):
+    server.files["/ilsvrc_2012_mean.npy"] = _mean(6.0)
+    server.modes["/ilsvrc_2012_mean.npy"] = "slow"
+    server.files["/caffe_ilsvrc12.tar.gz"] = _tar_gz({"val.txt": b"a.JPEG 0\n", "synset_words.txt": b"n0 x\n"})
+    folder = tmp_path / "weights"
+    partial = fetch.partial_path(folder / "ilsvrc_2012_mean.npy")
+    first = _command(server, folder, "mean", wait=False)
+    try:
+        deadline = time.monotonic() + 60
+        while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.02)
+        second = _command(server, folder, "aux")
+        line = _error_line(second)
+        assert line == f"error: {folder}: another download is fetching into this folder right now; wait for it to " \
+                       "end, or pass another --to"
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert (folder / "ilsvrc_2012_mean.npy").read_bytes() == server.files["/ilsvrc_2012_mean.npy"]
+    assert not (folder / "caffe_ilsvrc12.tar.gz").exists()
+    assert _command(server, folder, "aux").returncode == 0  # once the first is done, the folder is free
+    assert not (folder / fetch.LOCK_NAME).exists()

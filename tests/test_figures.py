@@ -1,5 +1,10 @@
 """The figure layout from a results table, and the figure commands' missing-input check."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -60,6 +65,30 @@ def test_missing_weights_and_images_are_named_with_where_to_get_them(tmp_path, c
     assert figure4.main(["--data", str(tmp_path / "nowhere"), "--mean", "pixel"]) == 2
     err = capsys.readouterr().err
     assert "nowhere: no such folder" in err and "mean image" not in err
+
+
+def test_first_contact_names_what_is_missing_and_the_download_command_before_tensorflow(tmp_path):
+    """`reproduce` with nothing in place, as a new user runs it: every missing input, the
+    project's own download command for each fetchable one, where the images come from, and
+    all that before TensorFlow (or Keras) is imported."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # python -m replication.reproduce, reporting at exit which heavy modules were imported
+    # (-X importtime cannot tell: TensorFlow is imported with stderr silenced).
+    script = ("import atexit, runpy, sys; atexit.register(lambda: print(sorted({'tensorflow', 'keras'} & "
+              "set(sys.modules)))); sys.argv = ['reproduce']; runpy.run_module('replication.reproduce', "
+              "run_name='__main__', alter_sys=True)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    message = done.stderr
+    assert done.returncode == 2 and "The replication cannot run; missing:" in message, message
+    assert done.stdout.strip() == "[]"  # neither TensorFlow nor Keras imported
+    for name in ("alexnet", "mean"):
+        assert f"python -m replication.download {name}" in message
+    assert "python -m replication.convert caffe_weights/bvlc_alexnet.caffemodel" in message
+    assert "https://image-net.org/download-images" in message and "cannot fetch" in message
+    assert "curl" not in message
+    assert "no --data given" in message
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_many_layers_can_be_told_apart_and_ends_are_not_cut():

@@ -1,9 +1,14 @@
-"""python -m replication.download [alexnet mean aux caffenet vgg16] [--to caffe_weights]
+"""python -m replication.download [alexnet mean aux caffenet convnets_keras vgg16] [--to caffe_weights]
 
-Fetches the public files the replication needs into `caffe_weights/` (`replication.fetch`:
-resumed only when the server's file is unchanged, every check passed before a file takes
-its final name) and prints each file's hash. The ILSVRC2012 validation images need a
-(free) registration and are never fetched; the command says where to get them.
+Fetches the public files the replication needs into `caffe_weights/`: the Model Zoo's
+AlexNet (and CaffeNet) weights, Caffe's ImageNet mean image, and Caffe's ILSVRC12
+auxiliary archive (whose `val.txt` and `synset_words.txt` are extracted beside it).
+
+The work is `replication.fetch` (resume with a validator, hash, format and archive checks
+before the final rename, the sha256 recorded for files without a published hash, one
+process per folder); this command parses the options and prints what was done. The
+ILSVRC2012 validation images need a (free) registration and are never fetched here; the
+command says where to get them.
 """
 
 import argparse
@@ -11,6 +16,7 @@ import sys
 import urllib.parse
 
 from replication.commands.common import new_parser, output_folder, positive_float, run_cli
+from replication.errors import ReplicationError
 from replication.fetch import (
     DEFAULT_ITEMS,
     DEFAULT_TIMEOUT,
@@ -19,9 +25,9 @@ from replication.fetch import (
     Download,
     Item,
     check_mean_image,
-    download,
+    fetch_item,
     mirror_url,
-    pin_path,
+    record_path,
 )
 from replication.paths import WEIGHTS_DIR
 
@@ -45,7 +51,7 @@ def listing() -> str:
         lines.append(f"{item.name:9} {item.filename}  {item.size}{default}")
         lines.append(f"{'':9} {item.about}")
         lines.append(f"{'':9} {item.url}")
-        checked = f"{item.algorithm} {item.digest}" if item.digest else "no published hash (its sha256 is recorded at first download and printed)"
+        checked = f"{item.algorithm} {item.digest}" if item.digest else "no published hash (its sha256 is printed)"
         lines.append(f"{'':9} {checked}")
     lines += ["", IMAGES_NOTE]
     return "\n".join(lines)
@@ -53,12 +59,15 @@ def listing() -> str:
 
 def _report(result: Download, item: Item) -> str:
     how = "downloaded" if result.fetched else "already present, not downloaded again"
-    if result.digest is not None and item.digest is not None:
+    if item.digest is not None and result.digest is not None:
         hashes = f"{result.algorithm} {result.digest} as published"
+    elif result.recorded:
+        hashes = (f"sha256 {result.sha256} (no published hash; recorded in {record_path(result.path)}, "
+                  "which later runs check against: keep that value to pin the file)")
+    elif result.digest is not None:
+        hashes = f"sha256 {result.sha256} (no published hash; as recorded in {record_path(result.path)})"
     else:
-        hashes = f"sha256 {result.sha256} (no published hash; "
-        hashes += (f"recorded in {pin_path(result.path).name} at this first download, checked by every later run)"
-                   if result.pinned else f"as recorded in {pin_path(result.path).name} at its first download)")
+        hashes = f"sha256 {result.sha256} (no published hash)"
     extra = ""
     if item.check is check_mean_image:
         extra = "; a 3x256x256 mean image"
@@ -94,8 +103,13 @@ def main(argv=None) -> int:
     for name in names:
         item = ITEMS[name]
         url = mirror_url(args.mirror, item.filename) if args.mirror else None
-        result = download(item, args.to, url=url, progress=not args.no_progress, timeout=args.timeout,
-                          log=lambda line: print(line, file=sys.stderr))
+        try:
+            result = fetch_item(item, args.to, url=url, progress=not args.no_progress, timeout=args.timeout,
+                                log=lambda line: print(line, file=sys.stderr))
+        except ReplicationError as err:
+            if args.verbose and getattr(err, "detail", None):
+                print(err.detail, file=sys.stderr)
+            raise
         print(_report(result, item), flush=True)
         if name == "alexnet" and result.fetched:
             h5 = result.path.with_suffix(".h5")

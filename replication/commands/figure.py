@@ -4,6 +4,7 @@ Each figure is a row of `analysis.experiments.EXPERIMENTS`; the command parses i
 options, calls `replication.experiment.run_experiment` and prints what it did.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -125,8 +126,51 @@ def figure_command(number: int, module_name: str):
     return entry_point(module_name, main)
 
 
+class _InputOptions(argparse.ArgumentParser):
+    def error(self, message):
+        raise ValueError(message)
+
+
+def missing_before_tensorflow(number: int, argv=None) -> list[str]:
+    """What a run lacks, found before the full parser loads TensorFlow, so that a user who
+    lacks a file hears so at once: when the command line names only inputs (--model,
+    --weights, --data, --labels, --mean, --mean-file), or nothing. Any other option could be
+    a typo that only the full parser can tell, so such a command line is left to it (which
+    checks every option first; the run then reports what is missing).
+
+    Args:
+        number: the figure whose model is the default.
+        argv: the command line (default sys.argv[1:]).
+
+    Returns:
+        One message per missing input (`experiment.experiment_missing`); empty when all is
+        in place, or when the command line holds other options, asks for help or does not parse.
+    """
+    from replication.experiment import experiment_missing
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    inputs = _InputOptions(add_help=False, allow_abbrev=False)
+    for option in ("--model", "--weights", "--data", "--labels", "--mean", "--mean-file"):
+        inputs.add_argument(option)
+    if {"-h", "--help"} & set(argv):
+        return []
+    try:
+        known, others = inputs.parse_known_args(argv)
+    except ValueError:
+        return []
+    if others:
+        return []
+    model = known.model or EXPERIMENTS[number].model
+    preprocessing = {"mean": known.mean, "mean_file": known.mean_file and Path(known.mean_file)}
+    return experiment_missing(model, known.weights, known.data, known.labels,
+                              {key: value for key, value in preprocessing.items() if value})
+
+
 def figure_main(number: int, argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    missing = missing_before_tensorflow(number, argv)
+    if missing:
+        return print_missing(EXPERIMENTS[number].label, missing)
     args = parse_figure_args(number, argv)
     from replication.experiment import default_results, run_experiment
     from replication.inputs import MissingInputs

@@ -27,7 +27,12 @@ except those that name one figure's grid or table: --levels, --results and --sha
 import sys
 
 from replication.commands.common import print_missing, run_cli
-from replication.commands.figure import experiment_options, parse_figure_args, print_submission
+from replication.commands.figure import (
+    experiment_options,
+    missing_before_tensorflow,
+    parse_figure_args,
+    print_submission,
+)
 from replication.errors import ReplicationError
 
 PER_FIGURE_OPTIONS = ("--levels", "--results", "--shard")
@@ -41,6 +46,9 @@ def main(argv=None) -> int:
     clash = [o for o in PER_FIGURE_OPTIONS if any(a == o or a.startswith(o + "=") for a in argv)]
     if clash:
         raise ReplicationError(None, f"{', '.join(clash)} name(s) one figure's grid or table; run that figure command instead")
+    missing = missing_before_tensorflow(1, argv)
+    if missing:
+        return print_missing("The replication", missing)
     args = parse_figure_args(1, argv)
     if args.slurm or args.dry_run:
         return submit(argv, args)

@@ -12,12 +12,16 @@ flavour="caffenet" is BVLC's CaffeNet (caffenet_deploy.prototxt): the same layer
 and weight shapes, but each pooling comes before its LRN instead of after it.
 """
 
-import keras
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from replication.errors import ReplicationError
 from replication.models.groups import WeightGroup, set_weight_groups
-from replication.models.layers import LRN, CaffePooling2D, grouped_conv2d, grouped_member_names
 from replication.models.registry import register_model
+
+if TYPE_CHECKING:  # keras (and TensorFlow) load only when a model is built or loaded
+    import keras
 
 FLAVOURS = ("alexnet", "caffenet")
 IMAGE_SIZE = 227
@@ -31,6 +35,9 @@ _POOL = dict(method="MAX", kernel=3, stride=2)
 def build_alexnet(flavour: str = "alexnet", image_size: int = IMAGE_SIZE) -> keras.Model:
     """The Keras AlexNet (or CaffeNet); its output is the softmax layer "prob",
     whose input is the logits of dense_3 (Caffe's fc8)."""
+    import keras
+
+    from replication.models.layers import LRN, CaffePooling2D, grouped_conv2d
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown AlexNet flavour {flavour!r}; choose one of {FLAVOURS}")
     lrn_first = flavour == "alexnet"
@@ -76,6 +83,7 @@ def paper_weight_groups(sources, pool5_hwc) -> list[WeightGroup]:
         pool5_hwc: pool5's (H, W, C): the weight file flattened it channel-major for dense_1,
             Keras flattens channel-last, so the loader reorders dense_1's rows.
     """
+    from replication.models.layers import grouped_member_names
     halves = {"conv_1": 1, "conv_2": 2, "conv_3": 1, "conv_4": 2, "conv_5": 2}
     groups = [WeightGroup(name, grouped_member_names(name, count), source)
               for (name, count), source in zip(halves.items(), sources)]

@@ -22,15 +22,20 @@ dense_1's rows (keras1.keras3_arrays). Its two Dropout layers (rate 0.5) are the
 inference and active in training.
 """
 
-import keras
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from replication.errors import ReplicationError
 from replication.models.alexnet import paper_weight_groups
 from replication.models.groups import set_weight_groups
 from replication.models.keras1 import LayerWeights, load_keras1_weights, write_keras1_weights
-from replication.models.layers import LRN, grouped_conv2d
 from replication.models.registry import register_model
+
+if TYPE_CHECKING:  # keras (and TensorFlow) load only when a model is built or loaded
+    import keras
 
 IMAGE_SIZE = 227
 # heuritech's crosschannelnormalization(alpha=1e-4, k=2, beta=0.75, n=5) in the Caffe
@@ -76,6 +81,9 @@ def build_convnets_keras(image_size: int = IMAGE_SIZE) -> keras.Model:
         softmax layer "prob", whose input is dense_3's logits, and its WeightGroups are
         the paper's layers conv_1 .. dense_3.
     """
+    import keras
+
+    from replication.models.layers import LRN, grouped_conv2d
     image = keras.Input((image_size, image_size, 3), name="image")
     x = grouped_conv2d(image, 96, 11, stride=4, activation="relu", name="conv_1")
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool_1")(x)

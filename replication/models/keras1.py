@@ -25,14 +25,19 @@ backend (attribute `backend`, kernels not flipped), truncated or damaged files, 
 whose layers or shapes do not fit the model.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
-import keras
 import numpy as np
 
 from replication.errors import ReplicationError
 from replication.models.groups import WeightGroup, group_layers, weight_groups
+
+if TYPE_CHECKING:  # keras (and TensorFlow) load only when a model is built or loaded
+    import keras
 
 KERAS1 = "keras1"
 KERAS0 = "keras0"
@@ -178,6 +183,7 @@ def keras3_arrays(layer, group: WeightGroup, weights: LayerWeights, source) -> l
         [kernel, bias] in Keras 3's layout; a ReplicationError naming the layer (and both
         shapes) when they do not fit.
     """
+    import keras
     names = [name for name, _ in weights]
     if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) or not layer.use_bias:
         raise ReplicationError(source, f"model layer {layer.name}: cannot load Keras 1 weights into a {type(layer).__name__}")

@@ -29,13 +29,15 @@ perturbations act on [W] or [W, b], and a BatchNormalization layer's γ, β, mov
 variance are neither (noise on a variance can make it negative).
 """
 
+from __future__ import annotations
+
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
-import keras
 import numpy as np
 
 from replication.errors import ReplicationError
@@ -44,6 +46,9 @@ from replication.models.groups import WeightGroup, set_weight_groups
 from replication.models.keras1 import listed_weights
 from replication.models.registry import register_model
 from replication.models.synthetic import SYNTHETIC_MARK, is_synthetic
+
+if TYPE_CHECKING:  # keras (and TensorFlow) load only when a model is built or loaded
+    import keras
 
 KERAS_APPLICATIONS = "keras_applications"
 _WANTED = "a Keras Applications weight file (e.g. vgg16_weights_tf_dim_ordering_tf_kernels.h5)"
@@ -123,6 +128,7 @@ def keras_weight_groups(model: keras.Model) -> list[WeightGroup]:
     Returns:
         The groups, each named after its one member layer.
     """
+    import keras
     kinds = (keras.layers.Conv2D, keras.layers.Dense)
     return [WeightGroup(layer.name, (layer.name,), layer.name) for layer in model.layers if isinstance(layer, kinds)]
 
@@ -141,6 +147,7 @@ def build_keras_application(name: str, input_shape=None) -> keras.Model:
         ones renamed as in the module docstring), the output layer "predictions" without
         softmax, then the Softmax "prob"; its WeightGroups are `keras_weight_groups`.
     """
+    import keras
     app = APPLICATIONS[name]
     shape = tuple(input_shape) if input_shape is not None else (app.size, app.size, 3)
     if len(shape) != 3 or shape[2] != 3:
@@ -349,6 +356,7 @@ def write_keras_weights(path, model: keras.Model, arrays: list[list[np.ndarray]]
         net_name: a root attribute naming the network (SYNTHETIC_MARK in it marks a
             synthetic file); none when empty.
     """
+    import keras
     weighted = [layer for layer in model.layers if layer.weights]
     arrays = [layer.get_weights() for layer in weighted] if arrays is None else arrays
     values = dict(zip((layer.name for layer in weighted), arrays))

@@ -11,7 +11,6 @@ results of different experiments never mix in one figure.
 """
 
 import csv
-import fcntl
 import io
 import math
 import os
@@ -21,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from replication.errors import ReplicationError
-from replication.files import atomic_output
+from replication.files import atomic_output, try_lock
 from replication.perturb.trials import Trial, canonical_level
 
 COLUMNS = (
@@ -166,10 +165,10 @@ class DurableTable:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a+b")  # noqa: SIM115 -- kept open for the whole run
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            try_lock(self._file, self.path, f"another {self.writer} is writing this {self.what} right now")
+        except ReplicationError:
             self._file.close()
-            raise ReplicationError(self.path, f"another {self.writer} is writing this {self.what} right now") from None
+            raise
         try:
             self.rows = self._recover()
         except BaseException:
