@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_reliability import tmpfs
 
 from replication.run.table import read_rows
 
@@ -75,3 +76,56 @@ def test_sigterm_ends_a_sweep_with_143_and_resuming_loses_nothing(squeezenet, va
     rows = read_rows(table)
     assert stable(rows[: len(kept)]) == stable(kept)
     assert sorted(map(str, stable(rows))) == sorted(map(str, stable(expected)))
+
+
+# --- usage errors that hide the real problem ------------------------------------------------
+
+
+def keras1_file(path: Path) -> Path:
+    """A small Keras 1 weight file (root layer_names, one group per layer)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"conv_1"]
+        group = f.create_group("conv_1")
+        group.attrs["weight_names"] = [b"conv_1_W", b"conv_1_b"]
+        group.create_dataset("conv_1_W", data=np.zeros((96, 3, 11, 11), "f4"))
+        group.create_dataset("conv_1_b", data=np.zeros(96, "f4"))
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed"])
+def test_convert_names_what_is_wrong_with_the_file_before_a_missing_option(tmp_path, damage):
+    path = keras1_file(tmp_path / "damaged_keras1.h5")
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[:512] = bytes(512)  # the superblock gone: not even recognisable as HDF5
+    path.write_bytes(bytes(data))
+    done = command("replication.convert", str(path))
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"error: {path}: ") and "Traceback" not in done.stderr
+    assert "-o/--output" not in done.stderr
+
+
+def test_convert_of_a_good_caffemodel_without_output_asks_for_it(tmp_path):
+    from replication.models.synthetic import write_synthetic_alexnet
+
+    caffemodel = tmp_path / "synthetic.caffemodel"
+    write_synthetic_alexnet(caffemodel)
+    done = command("replication.convert", str(caffemodel))
+    assert done.returncode == 2 and "-o/--output" in done.stderr
+
+
+# --- errors that name a temporary -----------------------------------------------------------
+
+
+def test_synthetic_on_a_full_disk_names_the_output_not_a_temporary(tmp_path):
+    with tmpfs(tmp_path / "full", "size=8m") as full:
+        out = full / "out.h5"
+        done = command("replication.synthetic", "-o", str(out))
+        assert done.returncode == 2
+        assert done.stderr.strip() == f"error: {out}: cannot write: No space left on device"
+        assert not list(full.iterdir())  # neither the output nor a temporary folder left

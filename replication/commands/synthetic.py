@@ -7,8 +7,6 @@ that its accuracies are at chance by design.
 """
 
 import sys
-import tempfile
-from pathlib import Path
 
 from replication.commands.common import new_parser, output_file, run_cli
 
@@ -28,13 +26,14 @@ def main(argv=None) -> int:
         parser.error(f"argument -o/--output: {args.output}: name it .caffemodel or .h5")
 
     from replication.caffe.convert import convert_caffemodel
+    from replication.files import temporary_folder
     from replication.models.synthetic import write_synthetic_alexnet
 
     if args.output.suffix == ".caffemodel":
         write_synthetic_alexnet(args.output, seed=args.seed, flavour=args.model)
     else:
-        with tempfile.TemporaryDirectory(dir=args.output.parent if args.output.parent.is_dir() else None) as tmp:
-            caffemodel = Path(tmp) / f"synthetic_{args.model}.caffemodel"
+        with temporary_folder(args.output) as tmp:  # errors name args.output, never the temporary
+            caffemodel = tmp / f"synthetic_{args.model}.caffemodel"
             write_synthetic_alexnet(caffemodel, seed=args.seed, flavour=args.model)
             convert_caffemodel(caffemodel, args.output, progress=False)
     print(f"wrote {args.output}: synthetic {args.model} (seed {args.seed}), random weights of the real shapes; "
