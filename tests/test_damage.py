@@ -129,3 +129,93 @@ def test_synthetic_on_a_full_disk_names_the_output_not_a_temporary(tmp_path):
         assert done.returncode == 2
         assert done.stderr.strip() == f"error: {out}: cannot write: No space left on device"
         assert not list(full.iterdir())  # neither the output nor a temporary folder left
+
+
+# --- recovery: SIGTERM, a damaged checkpoint, two runs on one table ---------------------------
+
+
+def recover_args(squeezenet, val_subset, out, steps=4):
+    prototxt, weights = squeezenet
+    return ["replication.recover", "--model", str(prototxt), "--weights", str(weights), "--data", str(val_subset),
+            "--resize", "227", "--crop", "227", "--mean", "pixel", "--limit", "64", "--split", "0.5",
+            "--layers", "fire9/squeeze1x1", "--perturbation", "node", "--levels", "0.5", "--repeats", "1",
+            "--steps", str(steps), "--eval-every", "2", "--batch-size", "8", "--no-progress", "--out", str(out)]  # fmt: skip
+
+
+def signal_after_rows(args, table: Path, rows: int, signum, timeout=300):
+    """Run `python -m args`, send `signum` once `table` has `rows` finished rows; returns (status, stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if table.exists() and table.read_bytes().count(b"\n") >= rows + 1:
+            process.send_signal(signum)
+            break
+        time.sleep(0.05)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+def flip_array_bytes(checkpoint: Path) -> None:
+    """Flip bytes inside the largest array's data, leaving the zip directory and meta intact."""
+    import zipfile
+
+    with zipfile.ZipFile(checkpoint) as archive:
+        largest = max(archive.infolist(), key=lambda info: info.compress_size)
+    data = bytearray(checkpoint.read_bytes())
+    at = largest.header_offset + 30 + len(largest.filename) + 200 + largest.compress_size // 2
+    data[at : at + 4] = bytes(b ^ 0xFF for b in data[at : at + 4])
+    checkpoint.write_bytes(bytes(data))
+
+
+def recovery_content(table: Path):
+    return sorted(map(str, stable(read_rows_any(table))))
+
+
+def read_rows_any(table: Path):
+    import csv
+
+    with open(table, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_recover_stopped_by_sigterm_with_a_damaged_checkpoint_resumes_exactly(squeezenet, val_subset, tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    done = command(*recover_args(squeezenet, val_subset, straight))
+    assert done.returncode == 0, done.stderr
+    table = stopped / "recovery-squeezenet-node.csv"
+    status, stderr = signal_after_rows(recover_args(squeezenet, val_subset, stopped), table, 2, signal.SIGTERM)
+    assert status == 143 and "terminated" in stderr and "Traceback" not in stderr, stderr
+    checkpoints = list((stopped / "recovery-squeezenet-node.csv.checkpoints").glob("*.npz"))
+    assert len(checkpoints) == 1  # stopped midway: the held run's step-2 checkpoint
+    flip_array_bytes(checkpoints[0])
+
+    again = command(*recover_args(squeezenet, val_subset, stopped))
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    warnings = [line for line in again.stderr.splitlines() if "damaged checkpoint" in line]
+    assert len(warnings) == 1 and checkpoints[0].name in warnings[0]
+    assert checkpoints[0].with_suffix(".damaged").exists()  # set aside, named
+    assert recovery_content(table) == recovery_content(straight / "recovery-squeezenet-node.csv")
+
+
+def test_a_second_recover_on_the_same_table_refuses_with_one_line(squeezenet, val_subset, tmp_path):
+    table = tmp_path / "recovery-squeezenet-node.csv"
+    first = subprocess.Popen([sys.executable, "-m", *recover_args(squeezenet, val_subset, tmp_path, steps=400)],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (table.exists() and table.read_bytes().count(b"\n") >= 2) and first.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        before = table.read_bytes()
+        second = command(*recover_args(squeezenet, val_subset, tmp_path, steps=400))
+        assert second.returncode == 2
+        errors = [line for line in second.stderr.splitlines() if not line.startswith("E0000")]  # TensorFlow's CUDA probe
+        assert errors == [f"error: {table}: another recovery study is writing this recovery table right now"]
+        assert table.read_bytes().startswith(before)  # the first one's rows untouched
+        assert first.poll() is None  # and it runs on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 143
