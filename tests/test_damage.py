@@ -219,3 +219,30 @@ def test_a_second_recover_on_the_same_table_refuses_with_one_line(squeezenet, va
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=120)
     assert first.returncode == 143
+
+
+# --- decoded-image caches -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["changed", "truncated"])
+def test_a_damaged_image_cache_is_named_removed_and_rebuilt(squeezenet, val_subset, tmp_path, damage):
+    cache = tmp_path / "cache"
+    options = ["--cache-dir", str(cache), "--memory-gb", "0.05", "--levels", "0,1", "--repeats", "1"]
+    first = command("replication.figure1", *sweep_args(squeezenet, val_subset, tmp_path / "first"), *options)
+    assert first.returncode == 0, first.stderr
+    (npy,) = cache.glob("decoded-*.npy")  # 64 decoded images are more than 0.025 GB: cached on disk
+    data = bytearray(npy.read_bytes())
+    if damage == "changed":
+        middle = len(data) // 2
+        data[middle : middle + 4096] = b"\xff" * 4096  # NaN pixels in one image
+    else:
+        data = data[: len(data) - 4096]
+    npy.write_bytes(bytes(data))
+
+    again = command("replication.figure1", *sweep_args(squeezenet, val_subset, tmp_path / "again"), *options)
+    assert again.returncode == 0, again.stderr
+    warnings = [line for line in again.stderr.splitlines() if "damaged decoded-image cache" in line]
+    assert len(warnings) == 1 and str(npy) in warnings[0]
+    table = "results-squeezenet-synapse.csv"
+    assert stable(read_rows(tmp_path / "again" / table)) == stable(read_rows(tmp_path / "first" / table))
+    assert npy.exists()  # rebuilt
