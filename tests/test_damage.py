@@ -246,3 +246,26 @@ def test_a_damaged_image_cache_is_named_removed_and_rebuilt(squeezenet, val_subs
     table = "results-squeezenet-synapse.csv"
     assert stable(read_rows(tmp_path / "again" / table)) == stable(read_rows(tmp_path / "first" / table))
     assert npy.exists()  # rebuilt
+
+
+# --- results table rows ---------------------------------------------------------------------
+
+
+def test_a_damaged_results_row_is_set_aside_and_its_trial_runs_again(squeezenet, val_subset, tmp_path):
+    options = ["--levels", "0,1", "--repeats", "2"]
+    first = command("replication.figure1", *sweep_args(squeezenet, val_subset, tmp_path), *options)
+    assert first.returncode == 0, first.stderr
+    table = tmp_path / "results-squeezenet-synapse.csv"
+    expected = read_rows(table)
+    lines = table.read_bytes().splitlines(keepends=True)
+    damaged = lines[2][:40] + b"\xff\xfe" + lines[2][60:]  # a disk error inside the second row
+    table.write_bytes(b"".join([*lines[:2], damaged, *lines[3:]]))
+
+    again = command("replication.figure1", *sweep_args(squeezenet, val_subset, tmp_path), *options)
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    warnings = [line for line in again.stderr.splitlines() if "damaged row" in line]
+    assert len(warnings) == 1 and str(table) in warnings[0]
+    assert (tmp_path / "results-squeezenet-synapse.csv.damaged").read_bytes() == damaged
+    rows = read_rows(table)
+    assert sorted(map(str, stable(rows))) == sorted(map(str, stable(expected)))
