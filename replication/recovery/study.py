@@ -7,7 +7,8 @@ stay, a row whose checkpoint was written but not its row is scored from that che
 and the steps after it are trained again from the checkpoint's exact state, so the table
 ends as an uninterrupted run's would and no step appears twice. A checkpoint is removed
 once its run's last row is written; one that does not belong to this study and table
-state is set aside with a warning, never used.
+state, or whose contents do not match the sha256 it carries (damaged), is set aside with
+a warning, never used, and its run starts again from step 0.
 """
 
 import hashlib
