@@ -8,6 +8,7 @@ on the way out), so a resumed run loses nothing. The commands' shared runner map
 exit status 143 (128 + SIGTERM), Ctrl-C to 130.
 """
 
+import contextlib
 import signal
 import threading
 
@@ -27,19 +28,26 @@ def _raise_terminated(signum, frame):
     raise Terminated(f"received signal {signum}")
 
 
-def handle_termination() -> bool:
-    """Make SIGTERM raise `Terminated` in the main thread.
+@contextlib.contextmanager
+def handle_termination():
+    """Within the block, SIGTERM raises `Terminated` in the main thread; the previous
+    handler is put back afterwards (a command called from Python leaves no trace).
 
-    Returns:
-        True when installed; False when called outside the main thread (where Python
-        allows no signal handler) or when SIGTERM is ignored by the parent (nohup-like).
+    Nothing is installed outside the main thread (where Python allows no signal handler)
+    or when SIGTERM is ignored by the parent (nohup-like).
     """
     if threading.current_thread() is not threading.main_thread():
-        return False
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-        return False
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN:
+        yield
+        return
     signal.signal(signal.SIGTERM, _raise_terminated)
-    return True
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def exit_status(interrupt: KeyboardInterrupt) -> int:

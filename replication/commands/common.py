@@ -19,9 +19,9 @@ def run_cli(main, argv=None) -> int:
     full disk, a read-only folder, a folder where a file is expected), becomes one line
     `error: FILE: what happened` on stderr and exit 2, without a traceback. Ctrl-C ends it
     with status 130, SIGTERM likewise with 143 (`interrupt.handle_termination`)."""
-    handle_termination()
     try:
-        return main(argv) or 0
+        with handle_termination():
+            return main(argv) or 0
     except ReplicationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
