@@ -5,6 +5,7 @@ import fcntl
 import glob
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -119,6 +120,43 @@ def locked(lock_file, path, busy: str):
     finally:
         lock_file.unlink(missing_ok=True)
         file.close()
+
+
+def _inside(name, folder: Path) -> bool:
+    try:
+        return Path(name).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+@contextlib.contextmanager
+def temporary_folder(path):
+    """Yield a private folder beside `path` for the intermediate files of writing `path`;
+    it is removed afterwards, whatever happens.
+
+    A failure that names something inside it (a full disk while an intermediate file is
+    written) is reported as the failure to write `path`: the user never gave, and can no
+    longer find, the temporary.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise ReplicationError(path, f"cannot write: {err.strerror}") from None
+    try:
+        yield folder
+    except ReplicationError as err:
+        if err.path is None or not _inside(err.path, folder):
+            raise
+        message = err.message.replace(str(folder), str(path.parent))
+        raise ReplicationError(path, message if message.startswith("cannot write") else f"cannot write: {message}") from None
+    except OSError as err:
+        if err.filename is not None and not _inside(err.filename, folder):
+            raise
+        raise ReplicationError(path, f"cannot write: {err.strerror or err}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def file_digest(path, algorithm="sha256", chunk=1 << 22) -> str:

@@ -101,13 +101,18 @@ def test_a_table_of_another_run_is_refused_by_name(tmp_path, field, value):
     ResultsLog(path, RUN).close()  # the lock was released by the refusal
 
 
-def test_damage_in_the_middle_and_foreign_files_are_refused(tmp_path):
+def test_damage_in_the_middle_is_set_aside_and_foreign_files_are_refused(tmp_path, capsys):
     path = tmp_path / "r.csv"
     _fill(path, [("conv_1", 0.5, 0), ("conv_1", 0.5, 1)])
     lines = path.read_text().splitlines(keepends=True)
     path.write_text(lines[0] + lines[1][:30] + "\n" + lines[2])
     with pytest.raises(ReplicationError, match="line 2"):
-        ResultsLog(path, RUN)
+        read_rows(path)  # a reader names the damage
+    with ResultsLog(path, RUN) as log:  # a writer sets it aside: the trial runs again
+        assert [row["repeat"] for row in log.rows] == ["1"]
+    assert "1 damaged row(s)" in capsys.readouterr().err
+    assert (tmp_path / "r.csv.damaged").read_text() == lines[1][:30] + "\n"
+    assert path.read_text() == lines[0] + lines[2]
     other = tmp_path / "other.csv"
     other.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(ReplicationError, match="header"):

@@ -41,6 +41,32 @@ class Conversion(NamedTuple):
     sha1: str
 
 
+def check_weight_source(path) -> str:
+    """What a weight file to convert turns out to be, or what is wrong with it: checked
+    before any option that depends on it (a .caffemodel needs an output file, a Keras 1
+    file does not).
+
+    Args:
+        path: the file given to `convert`.
+
+    Returns:
+        "keras1" for a Keras 1 weight file that reads, "caffemodel" for a .caffemodel that reads.
+
+    Raises:
+        ReplicationError: the file is missing, damaged, truncated or neither kind, naming it.
+    """
+    from replication.models.keras1 import keras_layout, read_keras1_weights
+
+    path = Path(path)
+    if keras_layout(path) is not None:
+        read_keras1_weights(path)
+        return "keras1"
+    if path.is_file() and (h5py.is_hdf5(path) or path.suffix.lower() in (".h5", ".hdf5")):
+        read_keras1_weights(path)  # not a Keras 1 file that reads: raises what is wrong with it
+    read_caffemodel(path)
+    return "caffemodel"
+
+
 def convert_caffemodel(caffemodel, out_h5, prototxt=None, progress: bool = True) -> Conversion:
     """Write the blobs of a .caffemodel to an HDF5 weight file.
 

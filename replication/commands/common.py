@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from replication.errors import ReplicationError
+from replication.interrupt import Terminated, exit_status, handle_termination
 from replication.paths import DEFAULT_MEAN_FILE
 
 
@@ -28,9 +29,11 @@ def one_line(message: str, argv=None) -> str:
 def run_cli(main, argv=None) -> int:
     """Run a command's `main(argv)`: bad input, and any fault of the operating system (a
     full disk, a read-only folder, a folder where a file is expected), becomes one line
-    `error: FILE: what happened` on stderr and exit 2, without a traceback."""
+    `error: FILE: what happened` on stderr and exit 2, without a traceback. Ctrl-C ends it
+    with status 130, SIGTERM likewise with 143 (`interrupt.handle_termination`)."""
     try:
-        return main(argv) or 0
+        with handle_termination():
+            return main(argv) or 0
     except ReplicationError as err:
         print(f"error: {one_line(str(err), argv)}", file=sys.stderr)
         return 2
@@ -38,9 +41,9 @@ def run_cli(main, argv=None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (`interrupt.Terminated`)
+        print("terminated" if isinstance(interrupt, Terminated) else "interrupted", file=sys.stderr)
+        return exit_status(interrupt)
     except SystemExit as exit_:  # argparse: --help (0), or an option refused when parsed (2)
         return exit_.code if isinstance(exit_.code, int) else 2
 

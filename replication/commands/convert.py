@@ -74,6 +74,9 @@ def main(argv=None) -> int:
         load_tensorflow(args.verbose)  # the file is checked by loading it into the Keras model
         return describe_keras_file(args.caffemodel, args.output)
     if args.output is None:
+        from replication.caffe.convert import check_weight_source
+
+        check_weight_source(args.caffemodel)  # what is wrong with the file comes before what is missing
         parser.error("the following arguments are required: -o/--output (for a .caffemodel)")
     from replication.caffe.convert import convert_caffemodel, identify
 

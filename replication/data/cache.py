@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def load_arrays(ds: Dataset, prep: Preprocessing, cache_dir=None, memory_gb=None
 
     The images are an array in RAM when they fit memory_gb (default: half the RAM);
     otherwise a read-only np.memmap of a file in cache_dir named by `dataset_id`, reused
-    while its metadata matches and rebuilt (written aside, then renamed) when it does
-    not. cache_gb bounds the cache folder: older decoded caches there are removed to
+    while its metadata and the sha256 of its contents match and rebuilt (written aside,
+    then renamed) when they do not; a damaged cache is named on stderr and removed. cache_gb bounds the cache folder: older decoded caches there are removed to
     make room, and a dataset larger than the bound is an error. Images left out by
     skip_bad are reported on stderr; the labels say which remain.
     """
@@ -96,15 +97,35 @@ def _cache_metadata(key: str, shape) -> dict:
 
 
 def _reuse_cache(npy: Path, meta_path: Path, expected: dict):
-    """(images memmap, metadata) of a complete cache made for `expected`, else None."""
+    """(images memmap, metadata) of a complete cache made for `expected` whose contents
+    match the sha256 recorded when it was written, else None. A cache that is there but
+    damaged (truncated, changed, without its checksum) is removed, with one line saying so,
+    and rebuilt by the caller."""
     try:
         meta = json.loads(meta_path.read_text())
-        if {k: meta.get(k) for k in expected} != expected:
-            return None
-        images = np.load(npy, mmap_mode="r")  # fails on a file shorter than its header says
     except (OSError, ValueError):
-        return None  # missing, incomplete or unreadable: rebuilt
-    if list(images.shape) != expected["shape"] or not {"rows", "labels", "skipped"} <= meta.keys():
+        meta = None  # missing or torn metadata: the cache is incomplete
+    if meta is not None and {k: meta.get(k) for k in expected} != expected:
+        return None  # a cache of another build (TensorFlow version): rebuilt without a word
+    if not npy.exists():
+        return None
+    problem = None
+    if meta is None or not {"rows", "labels", "skipped", "sha256"} <= meta.keys():
+        problem = "its metadata is missing or incomplete"
+    else:
+        try:
+            images = np.load(npy, mmap_mode="r")  # fails on a file shorter than its header says
+            if list(images.shape) != expected["shape"]:
+                problem = f"its shape is {list(images.shape)}, not {expected['shape']}"
+            elif file_digest(npy, "sha256") != meta["sha256"]:
+                problem = "its contents do not match their sha256"
+        except (OSError, ValueError) as err:
+            problem = f"unreadable ({err})"
+    if problem is not None:
+        print(f"warning: {npy}: damaged decoded-image cache ({problem}); removed, decoding the images again",
+              file=sys.stderr)
+        meta_path.unlink(missing_ok=True)
+        npy.unlink(missing_ok=True)
         return None
     with contextlib.suppress(OSError):  # a read-only cache is still usable
         os.utime(meta_path)  # most recently used: evicted last
@@ -134,7 +155,9 @@ def _cached_arrays(ds, checked, prep, cache_dir, skip_bad, cache_gb, batch_size)
         labels, rows = _fill(images, checked, prep, batch_size, skip_bad, skipped)
         images.flush()
         del images
+        digest = file_digest(tmp, "sha256")  # checked at every reuse: a changed cache is never used
     meta = expected | {
+        "sha256": digest,
         "rows": rows,
         "labels": labels.tolist(),
         "skipped": [(str(f), problem) for f, problem in skipped],

@@ -5,7 +5,6 @@ carries the synthetic mark, so every output made from it says its accuracies are
 chance by design.
 """
 
-import tempfile
 from pathlib import Path
 
 from replication.errors import ReplicationError
@@ -50,10 +49,11 @@ def write_synthetic_weights(path, model: str = "alexnet", seed: int = 0) -> Path
         write_synthetic_alexnet(path, seed=seed, flavour=model)
     else:
         from replication.caffe.convert import convert_caffemodel
+        from replication.files import temporary_folder
         from replication.models.synthetic import write_synthetic_alexnet
 
-        with tempfile.TemporaryDirectory(dir=path.parent if path.parent.is_dir() else None) as tmp:
-            caffemodel = Path(tmp) / f"synthetic_{model}.caffemodel"
+        with temporary_folder(path) as tmp:  # errors name `path`, never the temporary
+            caffemodel = tmp / f"synthetic_{model}.caffemodel"
             write_synthetic_alexnet(caffemodel, seed=seed, flavour=model)
             convert_caffemodel(caffemodel, path, progress=False)
     return path

@@ -7,7 +7,8 @@ stay, a row whose checkpoint was written but not its row is scored from that che
 and the steps after it are trained again from the checkpoint's exact state, so the table
 ends as an uninterrupted run's would and no step appears twice. A checkpoint is removed
 once its run's last row is written; one that does not belong to this study and table
-state is set aside with a warning, never used.
+state, or whose contents do not match the sha256 it carries (damaged), is set aside with
+a warning, never used, and its run starts again from step 0.
 """
 
 import hashlib
@@ -27,7 +28,15 @@ from replication.models.groups import group_layers, weight_groups
 from replication.perturb.apply import perturbed, touched_entries
 from replication.perturb.trials import Trial, trial_seed
 from replication.recovery.table import RecoveryLog, RecoveryRun, StudyInfo, control_of
-from replication.recovery.train import Lesion, Trainer, Training, deterministic, read_checkpoint_meta, trained_groups
+from replication.recovery.train import (
+    DamagedCheckpoint,
+    Lesion,
+    Trainer,
+    Training,
+    deterministic,
+    read_checkpoint,
+    trained_groups,
+)
 from replication.run import engine
 
 
@@ -116,12 +125,20 @@ def run_study(model, runs: list[RecoveryRun], train_dataset, prep, heldout_image
                     layer.trainable = trainable[layer.name]
 
 
-def _usable_checkpoint(path: Path, log: RecoveryLog, run: RecoveryRun, training: Training) -> dict | None:
-    """The meta of `run`'s checkpoint when it belongs to this study and every evaluation
-    before it is in the table; otherwise None (and an unusable file is set aside)."""
+def _usable_checkpoint(path: Path, log: RecoveryLog, run: RecoveryRun, training: Training):
+    """(meta, arrays) of `run`'s checkpoint when it reads back as written (its sha256),
+    belongs to this study and every evaluation before it is in the table; otherwise None,
+    and a file that is there is set aside, named, so the run starts clean."""
     if not path.exists():
         return None
-    meta = read_checkpoint_meta(path)
+    try:
+        arrays, meta = read_checkpoint(path)
+    except DamagedCheckpoint as err:
+        aside = path.with_suffix(".damaged")
+        path.replace(aside)
+        print(f"warning: {err.message}: {path}; moved to {aside.name}, the run starts again from step 0 "
+              "(rows already in the table are kept)", file=sys.stderr)
+        return None
     done = log.steps_done(run)
     usable = (
         isinstance(meta, dict)
@@ -135,7 +152,7 @@ def _usable_checkpoint(path: Path, log: RecoveryLog, run: RecoveryRun, training:
         path.replace(aside)
         print(f"warning: {path}: a checkpoint of another study or table state; moved to {aside.name}", file=sys.stderr)
         return None
-    return meta
+    return meta, arrays
 
 
 def _run_one(model, groups, run, train_dataset, prep, images, labels, log, training, scope, semantics, score, bar,
@@ -152,12 +169,14 @@ def _run_one(model, groups, run, train_dataset, prep, images, labels, log, train
         if run.lesion == "held":
             lesion = Lesion.of(layers, touched, [layer.get_weights() for layer in layers])
         trainer = Trainer(model, trained_groups(groups, trial.layer, run.train_layers), lesion, training)
-        meta = _usable_checkpoint(path, log, run, training)
-        if meta is None:
+        checkpoint = _usable_checkpoint(path, log, run, training)
+        if checkpoint is None:
             trainer.seed_dropout(training.seed)
             meta = {"step": 0, "loss": None, "seconds": 0.0}
         else:
-            trainer.load(path)
+            meta, arrays = checkpoint
+            trainer.load(path, arrays)
+            del arrays
         step = meta["step"]
         bar.update(step)
         seed = trial_seed(scope, trial)

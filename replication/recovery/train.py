@@ -193,33 +193,75 @@ class Trainer:
 
     def save(self, path: Path, meta: dict) -> None:
         """Write every model and optimizer variable and `meta` to `path`, atomically and
-        durably: a kill leaves the previous checkpoint or this one, never half of one."""
+        durably: a kill leaves the previous checkpoint or this one, never half of one. The
+        file carries the sha256 of its contents, checked by `read_checkpoint`."""
         arrays = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(self._all_variables())}
         arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+        arrays[CHECKSUM] = np.frombuffer(_checkpoint_digest(arrays).encode(), dtype=np.uint8)
         with atomic_output(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
 
-    def load(self, path: Path) -> dict:
-        """Put back what `save` wrote; returns its meta."""
-        with np.load(path) as stored:
-            variables = self._all_variables()
-            if len(stored.files) != len(variables) + 1:
-                raise ReplicationError(path, "checkpoint does not fit this model and optimizer")
-            for i, v in enumerate(variables):
-                value = stored[f"v{i}"]
-                if tuple(value.shape) != tuple(v.shape):
-                    raise ReplicationError(path, f"checkpoint variable {i} has shape {value.shape}, expected {v.shape}")
-                v.assign(value)
-            return json.loads(bytes(stored["meta"]).decode())
+    def load(self, path: Path, arrays: dict | None = None) -> dict:
+        """Put back what `save` wrote (`arrays`, when already read by `read_checkpoint`);
+        returns its meta."""
+        if arrays is None:
+            arrays, _ = read_checkpoint(path)
+        variables = self._all_variables()
+        if len(arrays) != len(variables) + 2:
+            raise ReplicationError(path, "checkpoint does not fit this model and optimizer")
+        for i, v in enumerate(variables):
+            value = arrays[f"v{i}"]
+            if tuple(value.shape) != tuple(v.shape):
+                raise ReplicationError(path, f"checkpoint variable {i} has shape {value.shape}, expected {v.shape}")
+            v.assign(value)
+        return json.loads(bytes(arrays["meta"]).decode())
 
 
-def read_checkpoint_meta(path: Path) -> dict | None:
-    """The meta of a checkpoint, or None when it cannot be read (a damaged file)."""
+CHECKSUM = "sha256"  # the checkpoint's entry that holds the digest of all the others
+
+
+class DamagedCheckpoint(ReplicationError):
+    """A checkpoint that cannot be read back as written: truncated, a flipped bit, not a
+    checkpoint at all."""
+
+
+def _checkpoint_digest(arrays: dict) -> str:
+    """sha256 of every entry but the checksum: name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == CHECKSUM:
+            continue
+        value = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """Every array of a checkpoint, verified against the sha256 it carries, and its meta.
+
+    Returns:
+        (name -> array, meta).
+
+    Raises:
+        DamagedCheckpoint: the file is unreadable, incomplete, or its contents differ from
+            what was written (the checksum does not match, or there is none).
+    """
     try:
-        with np.load(path) as stored:
-            return json.loads(bytes(stored["meta"]).decode())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        meta = json.loads(bytes(arrays["meta"]).decode())
+    except KeyError:
+        raise DamagedCheckpoint(path, "damaged checkpoint (no meta entry)") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise DamagedCheckpoint(path, f"damaged checkpoint ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if CHECKSUM not in arrays:
+        raise DamagedCheckpoint(path, "checkpoint without a checksum (damaged, or from an older version)")
+    if bytes(arrays[CHECKSUM]).decode(errors="replace") != _checkpoint_digest(arrays):
+        raise DamagedCheckpoint(path, "damaged checkpoint (its contents do not match their sha256)")
+    return arrays, meta
+
+

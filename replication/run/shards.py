@@ -88,7 +88,8 @@ def read_manifest(table: Path) -> tuple[RunInfo, Grid, Shard]:
     except FileNotFoundError:
         raise ReplicationError(path, f"missing: the shard run writes this grid manifest beside {table.name}") from None
     except (ValueError, KeyError, TypeError) as err:
-        raise ReplicationError(path, f"not a shard manifest ({err})") from None
+        raise ReplicationError(path, f"damaged or not a shard manifest ({err}); run that shard's command again "
+                               "to rewrite it (its finished trials are kept)") from None
 
 
 def read_share(table: Path) -> list[tuple] | None:

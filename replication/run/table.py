@@ -4,8 +4,9 @@ killed at any moment and resumed without losing or recomputing a finished trial.
 Every row is appended with a single write, then flushed and fsynced before the next
 trial starts. A kill can therefore only leave one incomplete line at the very end (no
 trailing newline); opening the table for writing cuts that line off, which costs one
-trial's recomputation and nothing else. Anything else that does not parse is reported,
-never silently dropped. A table belongs to one run: the model, weights, images,
+trial's recomputation and nothing else. A complete row that does not parse (damaged on
+disk) is moved to TABLE.damaged with a warning when the table is opened for writing, and
+its trial runs again; a file whose header is not this table's is refused. A table belongs to one run: the model, weights, images,
 package version and perturbation semantics must be the same in every row, so that
 results of different experiments never mix in one figure.
 """
@@ -193,6 +194,7 @@ class DurableTable:
         complete = data.rfind(b"\n") + 1
         if complete == 0 and data and not _csv_line(self.columns).startswith(data):
             raise ReplicationError(self.path, f"not a {self.what} (no header line); pass another {self.option} file")
+        data, complete = self._set_aside_damaged(data, complete)
         rows = self.parse(data[:complete])
         self.check(rows)
         if complete < len(data):
@@ -202,6 +204,47 @@ class DurableTable:
         if complete == 0:
             self._append(self.columns)
         return rows
+
+    def _set_aside_damaged(self, data: bytes, complete: int) -> tuple[bytes, int]:
+        """Move complete rows that do not parse (a disk error, an edit gone wrong) to
+        TABLE.damaged, with one line saying so, and rewrite the table without them: their
+        trials run again, every other row is kept. A table whose header is wrong is not
+        this kind of table at all, and is left to `parse` to refuse."""
+        lines = data[:complete].splitlines(keepends=True)
+        if len(lines) < 2:
+            return data, complete
+        try:
+            self.parse(lines[0])
+        except ReplicationError:
+            return data, complete
+        good, damaged = [lines[0]], []
+        for line in lines[1:]:
+            try:
+                self.parse(lines[0] + line)
+            except ReplicationError:
+                damaged.append(line)
+            else:
+                good.append(line)
+        if not damaged:
+            return data, complete
+        aside = self.path.with_name(self.path.name + ".damaged")
+        with open(aside, "ab") as f:  # appended: an earlier repair's lines stay
+            f.write(b"".join(damaged))
+            f.flush()
+            os.fsync(f.fileno())
+        kept = b"".join(good) + data[complete:]
+        with atomic_output(self.path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(kept)
+                f.flush()
+                os.fsync(f.fileno())
+        # The table is a new file now: lock it instead of the old one.
+        self._file.close()
+        self._file = open(self.path, "a+b")  # noqa: SIM115 -- kept open for the whole run
+        try_lock(self._file, self.path, f"another {self.writer} is writing this {self.what} right now")
+        print(f"warning: {self.path}: {len(damaged)} damaged row(s) that do not parse moved to {aside.name}; "
+              "their work is done again", file=sys.stderr)
+        return kept, len(kept) - (len(data) - complete)
 
     def _write_row(self, row: dict) -> None:
         """Append `row` (every column, as strings) durably and remember it."""
