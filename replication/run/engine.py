@@ -8,16 +8,19 @@ Three modes give the same counts and differ only in what they repeat per trial:
   "optimised"  what a trial cannot change is computed once (the frontier tensors at the
                cut before the perturbed layer, `graph.cut_before`); each trial runs only
                the network from there on. A layer's cache is computed from the previous
-               layer's where the graph allows, so the unperturbed network runs about once
-               per sweep. When the caches exceed the memory bound the images are taken in
-               chunks, and a trial's weights are regenerated from its seed for every chunk.
+               layer's where the graph allows, and the unperturbed baseline is scored on
+               the deepest cache of that chain, so each prefix is computed once per sweep.
+               When the caches exceed the memory bound (the process's anonymous memory,
+               `_memory_budget`) the images are taken in chunks, and a trial's weights are
+               regenerated from its seed for every chunk.
                A layer's originals stay on the device while its trials run
                (`resident.ResidentGroup`): the next trials' draws are made on host
                threads while a trial runs, and only a trial's mask or new values cross
                to the device.
-               When a trial only zeroes whole units of a layer followed by parameter-free
-               layers alone (AlexNet's dense_3), the zeroed logits are exactly 0 and no
-               matrix product is needed.
+               When a trial's edits only zero whole units of a layer followed by
+               parameter-free layers alone (AlexNet's dense_3), the zeroed logits are
+               exactly 0 and the others are the cached unperturbed ones: no matrix product
+               is needed, and the trial is still drawn once.
 Every mode scores with `scoring.scores_model` and `scoring.topk_correct` on the same
 batches. With several devices the trials are dealt round-robin to one stream per device,
 each with its own copy of the model. docs/method.md explains each of these and why they
