@@ -21,6 +21,25 @@ Usage:
     python benchmarks/sweep_speed.py --models alexnet --layers conv_2,dense_1 --limit 200
     python benchmarks/sweep_speed.py --check-dense-batching
     python benchmarks/sweep_speed.py --host-work [--models alexnet] [--gpu-gmacs 15000]
+    python benchmarks/sweep_speed.py --sweep [--sweeps "dense_1;conv_2,dense_1"] [--limit N]
+    python benchmarks/sweep_speed.py --memory [--bounds 2,4,8] [--images 2600]
+
+--sweep times a sweep as users run it (`run.sweep.run_sweep`: the unperturbed baseline and
+every trial), for synthetic AlexNet, one grid per --sweeps entry, each in its own process,
+two ways in one run: "sweep" (the baseline scored on the first stage's cached activations)
+and "separate" (the whole unperturbed model first, then the trials: what sweeps did before,
+which computes the layers below the first perturbed one twice). Its floor is what cannot
+be avoided: one pass over the layers below the first perturbed layer, the baseline's own
+suffix from there (together: one pass of the whole model) and each trial's suffix, at the
+whole model's measured rate on cached images. It prints sweep/floor, separate/floor, the
+prefix passes computed (the engine's counters; 1 per distinct cut) and the draws.
+
+--memory runs one conv_2 sweep (the baseline and one trial) per --memory-gb bound, each in
+its own process, on a validation set of --images links to the shared images (image i is
+shared image i mod 1,300) whose decoded images are memory-mapped from a cache folder (as
+they are when they do not fit the bound), and prints each process's peak anonymous memory
+(RssAnon, sampled every 10 ms) and peak resident memory (VmHWM, which also counts the
+memory-mapped images' pages) against the bound.
 
 --host-work measures what a trial costs besides the network, per layer and perturbation, on
 the host path (`perturb.perturbed`: copy out, perturb, set_weights, restore) and on the
@@ -93,7 +112,7 @@ class AnonymousMemoryPeak:
     resident, which the kernel drops under pressure; RssAnon is the memory a run needs.
     """
 
-    def __init__(self, every=0.05):
+    def __init__(self, every=0.01):
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
@@ -127,6 +146,9 @@ def worker(args) -> dict:
     from replication.run.scoring import scores_model, topk_correct
 
     model = create_model(args.model_arg, args.weights)
+    if args.worker == "memory":
+        return memory_worker(args, model, data.find_dataset(args.data),
+                             data.Preprocessing(resize=227, crop=227, mean="pixel"))
     groups = weight_groups(model)
     names = args.layers.split(",") if args.layers else list(groups)
     unknown = [n for n in names if n not in groups]
@@ -144,6 +166,9 @@ def worker(args) -> dict:
     else:
         images, labels = data.load_arrays(dataset, prep, cache_dir=args.cache_dir, memory_gb=args.memory_gb)
     report["decode_seconds"] = time.perf_counter() - start
+
+    if args.worker in ("sweep", "separate"):
+        return sweep_worker(args, model, names, dataset, prep, images, labels, report, start)
 
     if args.worker == "rate":
         # The whole model on cached images, after one warm-up pass: this machine's rate.
@@ -169,6 +194,136 @@ def worker(args) -> dict:
     for t, _, _, seconds in results:
         report["trial_seconds"][t.layer] += seconds
     return report
+
+
+def sweep_worker(args, model, names, dataset, prep, images, labels, report, start) -> dict:
+    """One whole sweep of synthetic AlexNet: run_sweep ("sweep"), or the unperturbed model
+    first and then run_sweep's trials ("separate", what sweeps did before)."""
+    import collections
+
+    from replication.run import engine
+    from replication.run.grid import Grid
+    from replication.run.sweep import run_info, run_sweep, seed_scope
+
+    grid = Grid(tuple(names), KIND, (0.0, *LEVELS), REPEATS)
+    run = run_info("alexnet", args.weights, dataset, prep, images=len(labels))
+    counters = collections.Counter()
+    with tempfile.TemporaryDirectory() as folder:
+        t0 = time.perf_counter()
+        if args.worker == "separate":
+            top1, top5 = engine.count_unperturbed(model, images, labels, args.batch_size)
+            counters["whole_model_passes"] += 1
+            baseline_seconds = time.perf_counter() - t0
+            trials = [t for t in grid.trials() if t.layer in names]
+            groups = [g for g in weight_groups_of(model) if g.name in names]
+            rows = engine.run_layers(model, images, labels, groups, trials, seed_scope(run), batch_size=args.batch_size,
+                                     memory_gb=args.memory_gb, counters=counters)
+            counts = [("-", 0.0, 0, top1, top5)] + [(t.layer, t.level, t.repeat, a, b) for t, a, b, _ in rows]
+        else:
+            baseline_seconds = None
+            table = run_sweep(model, grid, images, labels, Path(folder) / "sweep.csv", run, batch_size=args.batch_size,
+                              memory_gb=args.memory_gb, progress=False, counters=counters)
+            counts = [(r.layer, float(r.level), int(r.repeat), r.top1 * len(labels), r.top5 * len(labels))
+                      for r in table.itertuples()]
+        report["seconds"] = time.perf_counter() - t0
+    report["baseline_seconds"] = baseline_seconds
+    report["counts"] = sorted([str(c[0]), float(c[1]), int(c[2]), round(float(c[3]), 6), round(float(c[4]), 6)]
+                              for c in counts)
+    report["counters"] = {k: float(v) for k, v in counters.items()}
+    return report
+
+
+def weight_groups_of(model):
+    from replication.models.groups import weight_groups
+
+    return list(weight_groups(model).values())
+
+
+def sweep_benchmark(folder: Path, args) -> list[str]:
+    """Per --sweeps entry: run_sweep and the separate way, each in its own process, against
+    the floor; returns one summary line per sweep."""
+    model_arg, weights = prepare_weights("alexnet", folder)
+    rate = run_worker("rate", model_arg, weights, args)
+    macs, images = rate["macs"], rate["images"]
+    per_second = macs["<whole model>"] * images / rate["pass_seconds"][0]
+    print(f"alexnet: whole model {per_second / 1e9:.1f} GMAC/s = {images / rate['pass_seconds'][0]:.0f} images/s "
+          f"on {images} cached images", flush=True)
+    summary = []
+    for layers in [entry for entry in args.sweeps.split(";") if entry]:
+        args.layers = layers
+        names = layers.split(",")
+        trials = len(LEVELS) * REPEATS * len(names)
+        # One pass of the whole model (the first layer's prefix, shared, and the baseline's
+        # suffix) and each trial's suffix.
+        floor = (macs["<whole model>"] + sum(macs[n] for n in names) * len(LEVELS) * REPEATS) * images / per_second
+        runs = {way: run_worker(way, model_arg, weights, args) for way in ("sweep", "separate")}
+        for way, run in runs.items():
+            c = run["counters"]
+            passes = c.get("prefix_passes", 0) + c.get("whole_model_passes", 0)
+            print(f"alexnet {layers:15s} {way:8s} {run['seconds']:7.1f} s  {run['seconds'] / floor:5.2f} x floor  "
+                  f"prefix passes {passes:g} (cached {c.get('prefix_passes', 0):g} for {len(names)} cut(s), whole "
+                  f"model {c.get('whole_model_passes', 0):g})  draws {c.get('draws', 0):g} for {trials} trials  "
+                  f"peak anonymous {run['peak_anonymous_gb']:.2f} GB", flush=True)
+        same = runs["sweep"]["counts"] == runs["separate"]["counts"]
+        if not same:
+            print("counts differ:", [(a, b) for a, b in zip(runs["sweep"]["counts"], runs["separate"]["counts"])
+                                     if a != b][:3], flush=True)
+        print(f"alexnet {layers:15s} floor    {floor:7.1f} s  counts identical: {'yes' if same else 'NO'}", flush=True)
+        c = runs["sweep"]["counters"]
+        summary.append(f"alexnet {layers}: sweep/floor = {runs['sweep']['seconds'] / floor:.2f}, separate/floor = "
+                       f"{runs['separate']['seconds'] / floor:.2f}, sweep/separate = "
+                       f"{runs['sweep']['seconds'] / runs['separate']['seconds']:.2f}, prefix passes = "
+                       f"{c.get('prefix_passes', 0) + c.get('whole_model_passes', 0):g} for {len(names)} cut(s)")
+    return summary
+
+
+def memory_benchmark(args) -> None:
+    """A conv_2 sweep per --memory-gb bound, each in its own process (see the module notes)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from paper_scale import make_validation_set
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        model_arg, weights = prepare_weights("alexnet", folder)
+        args.data = make_validation_set(folder / "val", args.images)
+        args.cache_dir, args.layers, args.limit = folder / "cache", "conv_2", None
+        for bound in [float(b) for b in args.bounds.split(",") if b]:
+            args.memory_gb = bound
+            run = run_worker("memory", model_arg, weights, args)
+            margin = run["margin_gb"]
+            print(f"--memory-gb {bound:g}: peak anonymous {run['peak_anonymous_gb']:.2f} GB "
+                  f"({'within' if run['peak_anonymous_gb'] <= bound + margin else 'ABOVE'} the bound + "
+                  f"{margin * 1024:.0f} MiB margin), peak resident {run['peak_resident_gb']:.2f} GB, "
+                  f"{run['images']} images, {run['seconds']:.1f} s, chunks of {run['chunk']} images, "
+                  f"counts {run['counts']}", flush=True)
+
+
+def memory_worker(args, model, dataset, prep) -> dict:
+    """The baseline and one conv_2 trial through run_sweep, images memory-mapped."""
+    from replication import data
+    from replication.run import engine, memory
+    from replication.run.grid import Grid
+    from replication.run.sweep import run_info, run_sweep
+
+    images, labels = data.load_arrays(dataset, prep, cache_dir=args.cache_dir, memory_gb=0)
+    chunks = []
+    plan = engine._plan_caches
+
+    def noted(*a, **k):
+        chunks.append(plan(*a, **k))
+        return chunks[-1]
+
+    engine._plan_caches = noted
+    grid = Grid(("conv_2",), KIND, (0.0, 0.5), 1)
+    with tempfile.TemporaryDirectory() as folder:
+        t0 = time.perf_counter()
+        table = run_sweep(model, grid, images, labels, Path(folder) / "sweep.csv",
+                          run_info("alexnet", args.weights, dataset, prep, images=len(labels)),
+                          batch_size=args.batch_size, memory_gb=args.memory_gb, progress=False)
+        seconds = time.perf_counter() - t0
+    return {"images": len(labels), "seconds": seconds, "chunk": chunks[-1] if chunks else None,
+            "counts": [round(float(v) * len(labels), 3) for v in table["top5"]],
+            "margin_gb": memory.MARGIN_BYTES / 2**30}
 
 
 def run_worker(way: str, model_arg: str, weights: Path, args) -> dict:
@@ -386,8 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="assumed GPU memory bandwidth for --host-work's projection (default 2000 GB/s)")
     parser.add_argument("--gpu-host-threads", type=int, default=8,
                         help="draw threads a GPU host runs in --host-work's projection (default 8, the engine's most)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="only time whole sweeps (run_sweep: baseline + trials) against their floor")
+    parser.add_argument("--sweeps", default="dense_1;conv_2,dense_1",
+                        help="for --sweep: the layers of each sweep, sweeps separated by ';'")
+    parser.add_argument("--memory", action="store_true",
+                        help="only measure a conv_2 sweep's peak anonymous memory at each of --bounds")
+    parser.add_argument("--bounds", default="2,4,8", help="for --memory: --memory-gb values, comma-separated")
+    parser.add_argument("--images", type=int, default=2600, help="for --memory: images in the validation set")
     # Internal: one way in a child process.
-    parser.add_argument("--worker", choices=(*WAYS, "rate"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*WAYS, "rate", "sweep", "separate", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--model-arg", help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
     return parser
@@ -400,6 +563,9 @@ def main(argv=None) -> int:
             report = worker(args)
         report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # Linux: kB
         report["peak_anonymous_gb"] = anonymous.peak / 2**30
+        with open("/proc/self/status") as status:
+            hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
+        report["peak_resident_gb"] = hwm[0] * 1024 / 2**30 if hwm else None
         print(json.dumps(report))
         return 0
     if args.check_dense_batching:
@@ -407,6 +573,13 @@ def main(argv=None) -> int:
         return 0
     if args.host_work:
         host_work(args)
+        return 0
+    if args.sweep:
+        with tempfile.TemporaryDirectory() as folder:
+            print("\n".join(sweep_benchmark(Path(folder), args)))
+        return 0
+    if args.memory:
+        memory_benchmark(args)
         return 0
     args.ways = [w for w in args.ways.split(",") if w]
     unknown = set(args.ways) - set(WAYS) | set(args.models.split(",")) - set(MODELS)

@@ -231,11 +231,68 @@ def test_chunks_regenerate_each_trial_and_count_the_same(alexnet, images, alexne
     assert chunked == in_memory
     chunks = len(images) // BATCH  # 32 images in chunks of 8
     for trial in trials:
-        # Weights are drawn again for every chunk. dense_3's trials are first checked once
-        # for the knocked-out-units shortcut; those that pass need no weights after that.
-        checked = trial.layer == "dense_3"
-        shortcut = checked and trial.perturbation == "node"
-        assert calls.count(trial) == checked + (0 if shortcut else chunks), trial
+        # Weights are drawn again for every chunk, dense_3's too: its knocked-out-units
+        # shortcut is read from the same draw.
+        assert calls.count(trial) == chunks, trial
+
+
+def test_the_baseline_is_scored_on_the_cache_and_every_prefix_runs_once(alexnet, images, alexnet_labels):
+    import collections
+
+    groups = weight_groups(alexnet)
+    whole = engine.count_unperturbed(alexnet, images, alexnet_labels, BATCH)
+    baseline = Trial("-", "none", 0.0, 0)
+    for names in (["dense_1"], ["conv_2", "dense_1"], ["dense_3"], ["conv_4", "dense_3"]):
+        trials = grid(names, levels=(0.5,))
+        counters = collections.Counter()
+        results = engine.run_layers(alexnet, images, alexnet_labels, [groups[n] for n in names], trials, MODEL_ID,
+                                    batch_size=BATCH, baseline=baseline, counters=counters)
+        scored = {t: (a, b) for t, a, b, _ in results}
+        assert scored.pop(baseline) == whole, names
+        assert scored == counts(alexnet, images, alexnet_labels, groups, trials, mode="decoded"), names
+        assert counters["prefix_passes"] == len(names), "one pass per distinct cut"
+        assert counters["whole_model_passes"] == 0
+        assert counters["draws"] == len(trials)
+    # With the cached activations in chunks: still one pass per cut, the same counts.
+    counters = collections.Counter()
+    tiny = (images.nbytes + 8 * 27 * 27 * 96 * 4) / 2**30
+    results = engine.run_layers(alexnet, images, alexnet_labels, [groups["conv_2"]], grid(["conv_2"]), MODEL_ID,
+                                batch_size=BATCH, baseline=baseline, counters=counters, memory_gb=tiny)
+    assert {t: (a, b) for t, a, b, _ in results}[baseline] == whole
+    assert counters["prefix_passes"] == 1 and counters["draws"] == 2 * len(images) // BATCH
+
+
+def test_output_layer_trials_are_drawn_once(alexnet, images, alexnet_labels, monkeypatch):
+    import collections
+
+    trials = grid(["dense_3"], kinds=("synapse", "node", "gaussian"), levels=(0.3, 1.0))
+    groups = weight_groups(alexnet)
+    expected = counts(alexnet, images, alexnet_labels, groups, trials, mode="decoded")
+    drawn, shortcut = [], []
+    real_draw, real_zeroed = ResidentGroup.draw, ResidentGroup.zeroed_units
+
+    def draw(self, trial):
+        drawn.append(trial)
+        return real_draw(self, trial)
+
+    def zeroed(self, edits):
+        units = real_zeroed(self, edits)
+        shortcut.append(units is not None)
+        return units
+
+    def no_host_path(*args, **kwargs):
+        raise AssertionError("the optimised mode drew a trial on the host path")
+
+    monkeypatch.setattr(ResidentGroup, "draw", draw)
+    monkeypatch.setattr(ResidentGroup, "zeroed_units", zeroed)
+    monkeypatch.setattr(engine, "perturbed", no_host_path)
+    counters = collections.Counter()
+    assert counts(alexnet, images, alexnet_labels, groups, trials, counters=counters) == expected
+    assert sorted(map(repr, drawn)) == sorted(map(repr, trials)), "every trial drawn exactly once"
+    assert counters["draws:dense_3"] == len(trials)
+    # Whole units zeroed (node knockout, and synapse knockout of every synapse) take the
+    # shortcut; synapse knockout of some synapses and noise do not.
+    assert shortcut == [False, True, True, True, False, False]
 
 
 # --- perturbations drawn on the host, applied on the device ------------------------------------

@@ -55,3 +55,38 @@ def materialize(array: np.ndarray, edit) -> np.ndarray:
         return np.where(edit.where, np.zeros((), array.dtype), array)
     return edit
 
+
+
+def zeroed_units(arrays: list[np.ndarray], edits: list) -> np.ndarray | None:
+    """The units (indices along the last axis) that `edits` set entirely to 0.0 in every
+    array, when that is all they change; None when they change anything else.
+
+    Read from the edits themselves, without materializing a Zero over a copy of the
+    weights and without drawing the trial again: a unit is changed when an entry of it
+    differs from the original after the edit, and zeroed when all its entries are 0.0
+    after it.
+
+    Args:
+        arrays: one layer's original weights, [kernel] or [kernel, bias(units)].
+        edits: what a perturbation returned for each of them (new values or a Zero).
+
+    Returns:
+        The zeroed units' indices (empty when nothing changes), or None.
+    """
+    units = arrays[0].shape[-1]
+    changed = np.zeros(units, dtype=bool)
+    nonzero = np.zeros(units, dtype=bool)
+    for array, edit in zip(arrays, edits):
+        if array.shape[-1:] != (units,):
+            return None
+        old = array.reshape(-1, units)
+        if isinstance(edit, Zero):
+            where = np.broadcast_to(edit.where, array.shape).reshape(-1, units)
+            was = old != 0  # a NaN too: it becomes 0.0, so it changes
+            changed |= np.any(where & was, axis=0)
+            nonzero |= np.any(~where & was, axis=0)
+        else:
+            new = edit.reshape(-1, units)
+            changed |= np.any(old != new, axis=0)
+            nonzero |= np.any(new != 0, axis=0)
+    return np.flatnonzero(changed) if not np.any(changed & nonzero) else None

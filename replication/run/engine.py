@@ -8,16 +8,19 @@ Three modes give the same counts and differ only in what they repeat per trial:
   "optimised"  what a trial cannot change is computed once (the frontier tensors at the
                cut before the perturbed layer, `graph.cut_before`); each trial runs only
                the network from there on. A layer's cache is computed from the previous
-               layer's where the graph allows, so the unperturbed network runs about once
-               per sweep. When the caches exceed the memory bound the images are taken in
-               chunks, and a trial's weights are regenerated from its seed for every chunk.
+               layer's where the graph allows, and the unperturbed baseline is scored on
+               the deepest cache of that chain, so each prefix is computed once per sweep.
+               When the caches exceed the memory bound (the process's anonymous memory,
+               `_memory_budget`) the images are taken in chunks, and a trial's weights are
+               regenerated from its seed for every chunk.
                A layer's originals stay on the device while its trials run
                (`resident.ResidentGroup`): the next trials' draws are made on host
                threads while a trial runs, and only a trial's mask or new values cross
                to the device.
-               When a trial only zeroes whole units of a layer followed by parameter-free
-               layers alone (AlexNet's dense_3), the zeroed logits are exactly 0 and no
-               matrix product is needed.
+               When a trial's edits only zero whole units of a layer followed by
+               parameter-free layers alone (AlexNet's dense_3), the zeroed logits are
+               exactly 0 and the others are the cached unperturbed ones: no matrix product
+               is needed, and the trial is still drawn once.
 Every mode scores with `scoring.scores_model` and `scoring.topk_correct` on the same
 batches. With several devices the trials are dealt round-robin to one stream per device,
 each with its own copy of the model. docs/method.md explains each of these and why they
@@ -25,7 +28,6 @@ are exact.
 """
 
 import collections
-import contextlib
 import functools
 import os
 import threading
@@ -40,8 +42,10 @@ import tensorflow as tf
 
 from replication.machine import half_the_ram_gb
 from replication.models.groups import group_layers
-from replication.perturb.apply import perturbed
+from replication.perturb.apply import perturbed, trial_edits
+from replication.perturb.edits import zeroed_units as edits_zeroed_units
 from replication.run.graph import bytes_per_image, computable_from, cut_after_output_layer, cut_before
+from replication.run.memory import MARGIN_BYTES, anonymous_bytes, batch_working_bytes, return_freed_memory
 from replication.run.resident import ResidentGroup
 from replication.run.scoring import scores_model, topk_correct
 
@@ -51,19 +55,12 @@ DRAWS_BYTES = 2 * 2**30  # host memory a host gives to trials' edits drawn ahead
 
 def zeroed_units(model, group, trial, seed_scope, semantics="paper") -> np.ndarray | None:
     """Indices of the units `trial` zeroes entirely (kernel slice and bias), when that is all
-    it changes in the group's single layer; None when it changes anything else."""
+    it changes in the group's single layer; None when it changes anything else
+    (`perturb.edits.zeroed_units` on the trial's edits)."""
     (layer,) = group_layers(model, group)
-    before = layer.get_weights()
-    with perturbed(model, group, trial, seed_scope, semantics):
-        after = layer.get_weights()
-    units = before[0].shape[-1]
-    changed = np.zeros(units, dtype=bool)
-    zeroed = np.ones(units, dtype=bool)
-    for old, new in zip(before, after):
-        old, new = old.reshape(-1, units), new.reshape(-1, units)
-        changed |= np.any(old != new, axis=0)
-        zeroed &= ~np.any(new != 0, axis=0)
-    return np.flatnonzero(changed) if np.all(zeroed[changed]) else None
+    arrays = layer.get_weights()
+    (edits,) = trial_edits([arrays], group, trial, seed_scope, semantics)
+    return edits_zeroed_units(arrays, edits)
 
 
 # --- compiled pieces of the network ------------------------------------------------------------
@@ -141,56 +138,70 @@ class _Stage:
     """Trials evaluated on one cached frontier."""
 
     frontier: list  # KerasTensors of the scores model
-    run_trial: object  # (trial, cache, edits) -> (top1, top5)
+    suffix: object  # values of the frontier -> the scores model's outputs
     trials: list
-    resident: ResidentGroup | None = None  # draws the trials' edits; None: nothing to draw
+    resident: ResidentGroup
+    # The layer's output tensor when the group is an output layer (`cut_after_output_layer`):
+    # its unperturbed values are cached too, for trials that only zero whole units.
+    output: list | None = None
+    to_output: object = None  # values of the frontier -> values of `output`
+    tail: object = None  # values of `output` -> the scores model's outputs
+    baseline: object = None  # the trial to report the unperturbed network as, scored on this cache
     make: object = None  # (previous cache, images slice) -> this stage's cache, set by _plan_caches
     from_previous: bool = False
     bytes_per_image: int = 0
     seconds: float = 0.0  # building its caches, shared among its trials
     tallies: list = field(default_factory=list)
 
+    def run_trial(self, cache, outputs, edits):
+        """(top-1, top-5) of one trial with `edits` (from `resident.draw`) on the cache.
+
+        When the edits only zero whole units of an output layer, the zeroed logits are
+        exactly 0 (a zeroed unit sums to 0, and linear or ReLU keeps it 0) and the others
+        are the cached unperturbed ones, so no product is needed."""
+        if self.output is not None:
+            units = self.resident.zeroed_units(edits)
+            if units is not None:
+                mask = np.zeros(self.output[0].shape[-1], dtype=bool)
+                mask[units] = True
+                mask = tf.constant(mask)
+                return _count(lambda x: self.tail(tf.where(mask, tf.zeros((), x.dtype), x)), outputs)
+        with self.resident.applied(edits):
+            return _count(self.suffix, cache)
+
+    def run_baseline(self, cache, outputs):
+        """(top-1, top-5) of the unperturbed network, from this stage's cache."""
+        if self.output is not None:
+            return _count(self.tail, outputs)
+        return _count(self.suffix, cache)
+
 
 def _optimised_stream(model, images, labels, groups, trials, seed_scope, semantics, batch_size, memory_bytes,
-                      streams=1):
+                      streams=1, baseline=None, counters=None):
     scoring = scores_model(model)
     stages = []
     for group in groups:
         mine = [t for t in trials if t.layer == group.name]
         if not mine:
             continue
-        knocked = {}
+        cut = cut_before(scoring, group)
+        stage = _Stage(cut, _bridge(cut, scoring.outputs), mine, ResidentGroup(model, group, seed_scope, semantics))
         output = cut_after_output_layer(scoring, group)
         if output is not None:
-            tail = _bridge(output, scoring.outputs)
-            for trial in mine:
-                units = zeroed_units(model, group, trial, seed_scope, semantics)
-                if units is not None:
-                    mask = np.zeros(output[0].shape[-1], dtype=bool)
-                    mask[units] = True
-                    knocked[trial] = tf.constant(mask)
-        regular = [t for t in mine if t not in knocked]
-        if regular:
-            cut = cut_before(scoring, group)
-            suffix = _bridge(cut, scoring.outputs)
-            resident = ResidentGroup(model, group, seed_scope, semantics)
-
-            def run_perturbed(trial, cache, edits, resident=resident, suffix=suffix):
-                with resident.applied(edits):
-                    return _count(suffix, cache)
-
-            stages.append(_Stage(cut, run_perturbed, regular, resident=resident))
-        if knocked:
-
-            def run_knockout(trial, cache, edits, tail=tail, mask=knocked):
-                # A zeroed unit sums to exactly 0, and linear or ReLU keeps it 0.
-                return _count(lambda x: tail(tf.where(mask[trial], tf.zeros((), x.dtype), x)), cache)
-
-            stages.append(_Stage(output, run_knockout, [t for t in mine if t in knocked]))
+            stage.output, stage.to_output, stage.tail = output, _bridge(cut, output), _bridge(output, scoring.outputs)
+        stages.append(stage)
     chunk = _plan_caches(scoring, stages, images, memory_bytes, batch_size)
+    if baseline is not None and stages:
+        # The deepest stage whose cache was computed from the images through the chain of
+        # caches before it: the unperturbed network up to its cut has then been computed
+        # anyway, so the baseline costs only that stage's suffix.
+        last = 0
+        while last + 1 < len(stages) and stages[last + 1].from_previous:
+            last += 1
+        stages[last].baseline = baseline
 
     def run(report):
-        _staged_loop(stages, images, labels, chunk, batch_size, report, streams)
+        _staged_loop(stages, images, labels, chunk, batch_size, report, streams, counters)
 
     return run
 
@@ -206,22 +217,22 @@ def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
         size = bytes_per_image(stage.frontier)
         if size is None:  # sizes known only at run time: measure on one image
             size = sum(v.numpy().nbytes for v in _bridge(inputs, stage.frontier)(tf.convert_to_tensor(images[:1])))
-        stage.bytes_per_image = size
-        peak = max(peak, size + (previous_bytes if stage.from_previous else 0))
-        previous, previous_bytes = stage.frontier, size
+        stage.bytes_per_image = size + (bytes_per_image(stage.output) or 0 if stage.output is not None else 0)
+        peak = max(peak, stage.bytes_per_image + (previous_bytes if stage.from_previous else 0))
+        previous, previous_bytes = stage.frontier, stage.bytes_per_image
     n = len(images)
     if peak * n <= memory_bytes:
         return max(n, 1)
     return max(batch_size, memory_bytes // peak // batch_size * batch_size)
 
 
-def _staged_loop(stages, images, labels, chunk, batch_size, report, streams=1):
+def _staged_loop(stages, images, labels, chunk, batch_size, report, streams=1, counters=None):
     """Chunks of images outside, stages in network order inside, each stage's trials inside
     that. A trial reports when its last chunk is done, so with one chunk every trial
     reports as soon as it has run. A trial's seconds are its own run time (waiting for its
     draw included) plus an equal share of the time spent building its stage's caches and
     copying its layer's originals; a draw made while another trial ran is in no trial's
-    seconds.
+    seconds. The baseline's seconds are its own run time.
 
     While one trial runs on the device, host threads draw the next trials' edits
     (`draw_threads`), so the host's NumPy work overlaps the network's (NumPy and
@@ -230,7 +241,7 @@ def _staged_loop(stages, images, labels, chunk, batch_size, report, streams=1):
     n = len(labels)
     starts = list(range(0, n, chunk)) or [0]
     for stage in stages:
-        stage.tallies = [[Fraction(0), Fraction(0), 0.0] for _ in stage.trials]
+        stage.tallies = [[Fraction(0), Fraction(0), 0.0] for _ in stage.trials + [stage.baseline]]
     depth = max(1, draw_threads() // streams)
     with ThreadPoolExecutor(depth, thread_name_prefix="draw") as drawer:
         for i, start in enumerate(starts):
@@ -239,19 +250,31 @@ def _staged_loop(stages, images, labels, chunk, batch_size, report, streams=1):
             for stage in stages:
                 if not stage.from_previous:
                     cache = None  # free the previous stage's cache before this one is built
+                    return_freed_memory()
                 t0 = time.perf_counter()
-                with stage.resident.held() if stage.resident else contextlib.nullcontext():
+                with stage.resident.held():
                     stage.seconds += time.perf_counter() - t0  # copying the originals: the stage's cost
                     cache = _run_stage(stage, drawer, depth, DRAWS_BYTES // streams, cache, images, labels,
-                                       start, stop, batch_size, report if i == len(starts) - 1 else None)
+                                       start, stop, batch_size, report if i == len(starts) - 1 else None, counters)
 
 
-def _run_stage(stage, drawer, depth, draws_bytes, cache, images, labels, start, stop, batch_size, report):
+def _tally(counters, key, amount=1) -> None:
+    if counters is not None:
+        with _COUNTERS_LOCK:
+            counters[key] += amount
+
+
+_COUNTERS_LOCK = threading.Lock()
+
+
+def _run_stage(stage, drawer, depth, draws_bytes, cache, images, labels, start, stop, batch_size, report,
+               counters=None):
     """One stage on one chunk: its cache, from the previous stage's `cache` or the images,
-    then its trials, tallied; with `report` (the last chunk) each trial reports. Returns
-    the stage's cache. Draws still queued when it ends (after an error) are cancelled."""
+    then the baseline when it is scored here, then its trials, tallied; with `report` (the
+    last chunk) each reports. Returns the stage's cache. Draws still queued when it ends
+    (after an error) are cancelled."""
     # The first draws start before the cache is built, and so overlap it.
-    ahead, queued = _draws_ahead(drawer, stage, depth, draws_bytes)
+    ahead, queued = _draws_ahead(drawer, stage, depth, draws_bytes, counters)
     try:
         t0 = time.perf_counter()
         if stage.from_previous:
@@ -261,10 +284,21 @@ def _run_stage(stage, drawer, depth, draws_bytes, cache, images, labels, start, 
             # they then stay in its memory instead of being copied there for every trial.
             batches = _image_batches(images, labels, start, stop, batch_size)
             cache = [(stage.make(*map(tf.convert_to_tensor, values)), y) for values, y in batches]
+        outputs = None
+        if stage.output is not None:
+            outputs = [(stage.to_output(*values), y) for values, y in cache]
         stage.seconds += time.perf_counter() - t0
+        _tally(counters, "prefix_passes", Fraction(stop - start, len(labels)))
+        if stage.baseline is not None:
+            tally = stage.tallies[-1]
+            t0 = time.perf_counter()
+            top1, top5 = stage.run_baseline(cache, outputs)
+            tally[0], tally[1], tally[2] = tally[0] + top1, tally[1] + top5, tally[2] + time.perf_counter() - t0
+            if report is not None:
+                report(stage.baseline, tally[0], tally[1], tally[2])
         for trial, tally in zip(stage.trials, stage.tallies):
             t0 = time.perf_counter()
-            top1, top5 = stage.run_trial(trial, cache, next(ahead))
+            top1, top5 = stage.run_trial(cache, outputs, next(ahead))
             tally[0] += top1
             tally[1] += top5
             tally[2] += time.perf_counter() - t0
@@ -285,17 +319,22 @@ def draw_threads() -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
-def _draws_ahead(drawer, stage, depth: int, draws_bytes: int):
+def _draws_ahead(drawer, stage, depth: int, draws_bytes: int, counters=None):
     """An iterator over the stage's trials' edits, in order, and the deque of the draws it
     has queued (for cancelling them). Up to `depth` trials ahead are
     drawn on `drawer` while the current trial runs; the first draws start now. It holds
     depth + 1 trials' edits at most, fewer where their new values (as large as the layer)
     would pass `draws_bytes`, and never fewer than two; the draws' own temporaries are not
-    counted."""
-    if stage.resident is None or not stage.trials:
-        return iter([None] * len(stage.trials)), collections.deque()
-    draw = stage.resident.draw
+    counted. Each trial is drawn once per chunk ("draws" in `counters`)."""
+    if not stage.trials:
+        return iter(()), collections.deque()
     depth = max(1, min(depth, draws_bytes // max(stage.resident.nbytes, 1) - 1))
+
+    def draw(trial):
+        _tally(counters, "draws")
+        _tally(counters, f"draws:{trial.layer}")
+        return stage.resident.draw(trial)
+
     pending = collections.deque(drawer.submit(draw, t) for t in stage.trials[:depth])
 
     def in_turn():
@@ -325,13 +364,25 @@ def _replica(model: keras.Model, device: str) -> keras.Model:
     return copy
 
 
-def _memory_budget(memory_gb, images) -> int:
-    """Bytes left for cached activations: memory_gb (default half the RAM) less the images
-    when they are held in RAM."""
+def _memory_budget(memory_gb, model, images, groups, batch_size: int, streams: int) -> int:
+    """Bytes each stream may give to cached activations, so that the process's anonymous
+    memory stays within memory_gb (default half the RAM) plus `memory.MARGIN_BYTES`:
+    the bound less what the process holds now (TensorFlow, the models, images held in
+    RAM), less what a batch needs while it runs through the model (measured on the first
+    images), less each stream's copies of its largest layer (on the host and on the
+    device) and its drawn edits (`_draws_ahead`, with one draw's temporaries per draw
+    thread), less the margin."""
     if memory_gb is None:
         memory_gb = half_the_ram_gb()
-    in_ram = images.nbytes if isinstance(images, np.ndarray) and not isinstance(images, np.memmap) else 0
-    return max(0, int(memory_gb * 2**30) - in_ram)
+    forward = _compiled(scores_model(model))
+    first = tf.convert_to_tensor(np.asarray(images[:batch_size]))
+    forward(first[:1])  # traced outside the measurement
+    working = batch_working_bytes(lambda: [np.asarray(t) for t in forward(first)])
+    largest = max((ResidentGroup(model, g, "").nbytes for g in groups), default=0)
+    depth = max(1, draw_threads() // streams)
+    layer_copies = streams * largest * (2 + min(depth + 1, max(2, DRAWS_BYTES // max(largest, 1))) + depth)
+    held = anonymous_bytes() + streams * working + layer_copies + MARGIN_BYTES
+    return max(0, int(memory_gb * 2**30) - held) // streams
 
 
 # --- entry points -------------------------------------------------------------------------------
@@ -350,17 +401,28 @@ def run_layers(
     mode: str = "optimised",
     on_result=None,
     devices=None,
+    baseline=None,
+    counters=None,
 ):
     """Evaluate `trials` (`perturb.Trial`s) of the weight groups `groups` (network order).
 
     images, labels: the decoded dataset (NHWC float32 array or memmap, int labels). In
     mode="naive", `images` is instead a tf.data.Dataset of (images, labels) batches that
     is iterated, and so decoded, afresh for every trial, and `labels` is unused.
-    memory_gb: bound on the decoded images held in RAM plus the cached activations
-    (default: half the RAM); see the module notes.
+    memory_gb: bound on the process's anonymous memory (default: half the RAM), less
+    `memory.MARGIN_BYTES` for what is not measured; the cached activations are taken in
+    chunks that keep it (see `_memory_budget`). What the process holds before the sweep
+    can leave no room: the chunks are then one batch.
     on_result(trial, top1_count, top5_count, seconds) is called once per trial as it
     finishes (with several devices from their threads, one call at a time).
     devices: device names, one trial stream each; default all GPUs when there are several.
+    baseline: when given, the unperturbed network is scored too and reported as this
+    trial: in the optimised mode through the first stream's cached activations, so the
+    layers below the first perturbed one run once for the baseline and the trials together.
+    counters: a collections.Counter that the optimised mode adds to: "prefix_passes"
+    (passes over all the images that computed a stage's cached activations: 1 per distinct
+    cut), "draws" and "draws:<layer>" (trials' draws; each trial is drawn once per chunk),
+    "whole_model_passes" (the baseline on the whole model, where it had no cache to use).
     Returns [(trial, top1_count, top5_count, seconds)] in the order they finished; counts
     are floats, fractional where ties touch a true class (`scoring.topk_correct`). The
     model's weights are as they were on return, also after an exception.
@@ -390,7 +452,9 @@ def run_layers(
     names = _device_names(devices)
     models = [model] + [_replica(model, d) for d in names[1:]]
     placements = names or [None]
-    memory_bytes = _memory_budget(memory_gb, images if mode != "naive" else None) // len(placements)
+    memory_bytes = 0
+    if mode == "optimised" and trials:
+        memory_bytes = _memory_budget(memory_gb, model, images, groups, batch_size, len(placements))
     streams = []
     for i, (replica, device) in enumerate(zip(models, placements)):
         share = trials[i :: len(placements)]
@@ -410,8 +474,20 @@ def run_layers(
                 run = _whole_model_stream(replica, group_of, share, decoded, seed_scope, semantics)
             else:
                 run = _optimised_stream(replica, images, labels, groups, share, seed_scope, semantics, batch_size,
-                                        memory_bytes, streams=len(placements))
+                                        memory_bytes, streams=len(placements), baseline=baseline if i == 0 else None,
+                                        counters=counters)
         streams.append((device, run))
+    if baseline is not None and (mode != "optimised" or not trials[:: len(placements)]):
+        # No cache to score it on: the whole unperturbed model, before the trials.
+        if mode == "naive":
+            batches = (((x,), y) for x, y in images)
+        else:
+            batches = _image_batches(images, labels, 0, len(labels), batch_size)
+        t0 = time.perf_counter()
+        with tf.device(placements[0]):
+            top1, top5 = _count(_compiled(scores_model(model)), batches)
+        _tally(counters, "whole_model_passes")
+        report(baseline, top1, top5, time.perf_counter() - t0)
 
     def run_stream(device, run):
         with tf.device(device):

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from replication.models.groups import group_layers
 from replication.perturb.apply import trial_edits
-from replication.perturb.edits import Zero
+from replication.perturb.edits import Zero, zeroed_units
 from replication.perturb.trials import Trial
 
 
@@ -75,6 +75,13 @@ class ResidentGroup:
             raise ValueError(f"trial is for layer {trial.layer!r}, group is {self.group.name!r}")
         return [e for member in trial_edits(self.originals, self.group, trial, self.seed_scope, self.semantics)
                 for e in member]
+
+    def zeroed_units(self, edits: list) -> np.ndarray | None:
+        """The units `edits` (from `draw`) zero entirely, when that is all they change and the
+        group is one layer (`perturb.edits.zeroed_units`); None otherwise. Inside `held()`."""
+        if len(self.layers) != 1:
+            return None
+        return zeroed_units(self.originals[0], edits)
 
     @contextlib.contextmanager
     def applied(self, edits: list):

@@ -1,4 +1,4 @@
-"""A sweep: the unperturbed network once, then every trial of a grid, each appended to a
+"""A sweep: the unperturbed network and every trial of a grid, each appended to a
 results table as soon as it finishes, so a killed sweep resumes where it stopped.
 
 Seeds. Each trial's random draws are seeded from the seed scope "<model>:<weights
@@ -6,7 +6,6 @@ sha256>" and the trial itself (`perturb.trials.trial_seed`), so different weight
 same architecture get different draws, and any trial re-run alone reproduces its row.
 """
 
-import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -57,7 +56,7 @@ def seed_scope_of(model_name: str, weights_sha256: str) -> str:
 
 
 def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64, memory_gb=4.0, progress=True,
-               devices=None) -> None:
+               devices=None, counters=None) -> None:
     """Evaluate the trials not yet in `log` and append one row to it per trial as each ends.
 
     Args:
@@ -66,11 +65,13 @@ def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64,
         images, labels: the decoded images (`data.load_arrays`).
         log: the open results table; its run's semantics apply.
         batch_size: images per batch.
-        memory_gb: bound on the decoded images held in RAM plus the engine's cached activations.
+        memory_gb: bound on the process's anonymous memory, decoded images held in RAM and
+            the engine's cached activations included (`engine.run_layers`).
         progress: a progress bar on stderr.
         devices: device names, one trial stream each (`devices.configure_devices`); default
             every GPU when there are several. Rows are appended as trials finish, so with
             several streams their order differs; their content does not.
+        counters: a collections.Counter for the engine's counts (`engine.run_layers`).
     """
     groups = weight_groups(model)
     pending = [t for t in trials if t.key not in log.done]
@@ -85,17 +86,15 @@ def run_trials(model, trials, images, labels, log: ResultsLog, *, batch_size=64,
             bar.set_postfix_str(f"{trial.layer} {trial.perturbation} {canonical_level(trial.level)} top5={top5:.3f}")
             bar.update()
 
-        if BASELINE in pending:
-            start = time.perf_counter()
-            top1, top5 = engine.count_unperturbed(model, images, labels, batch_size)
-            record(BASELINE, top1, top5, time.perf_counter() - start)
         rest = [t for t in pending if t != BASELINE]
-        if rest:
+        if pending:
             # All layers in one call: the engine walks them in network order and derives each
-            # layer's cached input from the previous one's.
+            # layer's cached input from the previous one's; the baseline is scored on those
+            # caches, so the layers below the first perturbed one run once.
             layers = [group for name, group in groups.items() if any(t.layer == name for t in rest)]
             engine.run_layers(model, images, labels, layers, rest, scope, semantics=log.run.semantics,
-                              batch_size=batch_size, memory_gb=memory_gb, on_result=record, devices=devices)
+                              batch_size=batch_size, memory_gb=memory_gb, on_result=record, devices=devices,
+                              baseline=BASELINE if BASELINE in pending else None, counters=counters)
 
 
 def run_sweep(model, grid: Grid, images, labels, results, run: RunInfo, **options):
@@ -106,7 +105,7 @@ def run_sweep(model, grid: Grid, images, labels, results, run: RunInfo, **option
         grid: what to compute (`grid.Grid`).
         results: the results table's path.
         run: the identity of this run (`run_info`); a table of another run is refused.
-        options: batch_size, memory_gb, progress, devices (see `run_trials`).
+        options: batch_size, memory_gb, progress, devices, counters (see `run_trials`).
 
     Returns:
         The grid's rows of the table as a pandas DataFrame (`table.as_frame`).
