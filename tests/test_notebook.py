@@ -19,7 +19,7 @@ def _texts(cells) -> list[list[str]]:
     for cell in cells:
         if cell["cell_type"] != "code":
             continue
-        parts = []
+        parts, printed = [], ""
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if "image/png" in data:
@@ -28,10 +28,11 @@ def _texts(cells) -> list[list[str]]:
                 if kind in data and "image/png" not in data:
                     parts.append("".join(data[kind]))
             if output.get("output_type") == "stream" and output.get("name") == "stdout":
-                parts.append("".join(output["text"]))  # stderr: library start-up lines, not results
+                printed += "".join(output["text"])  # split into outputs as the kernel flushes: joined
+            # stderr: the libraries' start-up lines, not results
             if output.get("output_type") == "error":
                 parts.append(f"error: {output['ename']}: {output['evalue']}")
-        shown.append(parts)
+        shown.append([printed, *parts] if printed else parts)
     return shown
 
 
