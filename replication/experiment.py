@@ -173,7 +173,7 @@ def run_experiment(experiment, model=None, weights=None, data=None, *, labels=No
     set_precision(precision)
     from replication import data as images_data
     from replication.models.groups import weight_groups
-    from replication.models.registry import create_model
+    from replication.models.registry import open_model
     from replication.run.costs import model_macs, suffix_macs
     from replication.run.grid import BASELINE, Grid, check_layers, grid_table
     from replication.run.shards import Shard, shard_path, shard_share, write_manifest
@@ -184,9 +184,7 @@ def run_experiment(experiment, model=None, weights=None, data=None, *, labels=No
         shard = Shard.parse(shard)
     dataset = images_data.find_dataset(data, labels=labels, limit=limit)
     info = describe_model(model)
-    # A registered model at its own input size, a prototxt model at the crop size.
-    input_shape = None if get_model_spec(model) is not None else (preprocessing.crop, preprocessing.crop, 3)
-    net = create_model(model, weights, input_shape=input_shape)
+    net = open_model(model, weights, preprocessing.crop)
     groups = weight_groups(net)
     chosen = check_layers(groups, layers or list(groups), info.name)
     grid = Grid(chosen, experiment.perturbation, tuple(experiment.levels if levels is None else levels),
@@ -300,7 +298,7 @@ def run_evaluation(model, weights, data, *, labels=None, limit=None, preprocessi
     if preprocessing is None or isinstance(preprocessing, dict):
         preprocessing = model_preprocessing(model, **(preprocessing or {}))
     from replication import data as images_data
-    from replication.models.registry import create_model
+    from replication.models.registry import open_model
     from replication.models.synthetic import synthetic_note
     from replication.run.precision import set_precision
     from replication.run.scoring import evaluate_model
@@ -308,8 +306,7 @@ def run_evaluation(model, weights, data, *, labels=None, limit=None, preprocessi
     set_precision(precision)
     images_data.mean_bgr(preprocessing)  # a missing mean file is reported before the model is built
     dataset = images_data.find_dataset(data, labels=labels, limit=limit)
-    input_shape = None if get_model_spec(str(model)) is not None else (preprocessing.crop, preprocessing.crop, 3)
-    net = create_model(str(model), weights, input_shape=input_shape)
+    net = open_model(model, weights, preprocessing.crop)
     rows = [] if predictions else None
     result = evaluate_model(net, dataset, preprocessing, batch_size, progress=progress, skip_bad=skip_bad,
                             predictions=rows)

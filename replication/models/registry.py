@@ -163,3 +163,20 @@ def create_model(model, weights=None, *, input_shape=None):
     from replication.models.weights import load_weights
 
     return load_weights(built, weights)
+
+
+def open_model(model, weights, crop: int):
+    """The model scored on images of `crop` pixels: a registered model at its own input
+    size, a deploy .prototxt model at the crop size.
+
+    Args:
+        model: a registered model's name or a Caffe deploy .prototxt path.
+        weights: its weight file.
+        crop: the preprocessing's crop size.
+
+    Returns:
+        `create_model`'s Keras model.
+    """
+    model = str(model)
+    input_shape = None if get_model_spec(model) is not None else (crop, crop, 3)
+    return create_model(model, weights, input_shape=input_shape)

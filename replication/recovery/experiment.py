@@ -99,7 +99,7 @@ def run_recovery(model="alexnet", weights=None, data=None, *, layers, train=None
     from replication.data.training import random_sample, stratified_split
     from replication.files import file_digest
     from replication.models.groups import weight_groups
-    from replication.models.registry import create_model, describe_model, get_model_spec
+    from replication.models.registry import describe_model, open_model
     from replication.models.synthetic import synthetic_note
     from replication.perturb.registry import get_perturbation
     from replication.recovery.study import pending_runs, run_study, study_info, study_runs
@@ -125,8 +125,7 @@ def run_recovery(model="alexnet", weights=None, data=None, *, layers, train=None
         heldout = given
     train_set = images_data.check_images(train_set)  # once: every bad training image named before any work
     info = describe_model(model)
-    input_shape = None if get_model_spec(model) is not None else (preprocessing.crop, preprocessing.crop, 3)
-    net = create_model(model, weights, input_shape=input_shape)
+    net = open_model(model, weights, preprocessing.crop)
     classes = net.output_shape[-1]
     for name, ds in (("training", train_set), ("held-out", heldout)):
         if len(ds) and int(ds.labels.max()) >= classes:
