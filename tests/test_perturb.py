@@ -115,6 +115,29 @@ def test_random_subset_mask_has_exactly_k(n, k):
     assert mask.shape == (n,) and mask.dtype == bool and int(mask.sum()) == k
 
 
+def _subset_mask_in_one_piece(n, k, rng):
+    """random_subset_mask's numbers drawn all at once, as the method states them."""
+    mask = rng.random(n, dtype=np.float32) < np.float32(k / n)
+    chosen = int(mask.sum())
+    if chosen > k:
+        mask[np.flatnonzero(mask)[rng.choice(chosen, chosen - k, replace=False)]] = False
+    elif chosen < k:
+        mask[np.flatnonzero(~mask)[rng.choice(n - chosen, k - chosen, replace=False)]] = True
+    return mask
+
+
+@pytest.mark.parametrize("block", [7, 1000, 2**20])
+@pytest.mark.parametrize("n,k", [(1, 0), (13, 6), (10_007, 5_003), (10_007, 9_999), (2**20 + 4_097, 300_001)])
+def test_random_subset_mask_in_blocks_is_the_one_piece_draw(monkeypatch, block, n, k):
+    # Drawing in blocks must not change a single trial's mask, nor what the generator
+    # draws next (the biases' draw follows the kernels' on the same generator).
+    monkeypatch.setattr("replication.perturb.knockout._BLOCK", block)
+    for seed in range(3):
+        ours, reference = np.random.default_rng(seed), np.random.default_rng(seed)
+        np.testing.assert_array_equal(random_subset_mask(n, k, ours), _subset_mask_in_one_piece(n, k, reference))
+        assert ours.random() == reference.random()
+
+
 def test_random_subset_mask_is_uniform():
     rng = np.random.default_rng(0)
     draws = 20_000

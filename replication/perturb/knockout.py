@@ -39,18 +39,50 @@ def random_subset_mask(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     the few entries needed to reach exactly k, choosing them uniformly. Given its
     count, a Bernoulli mask is a uniform subset of that size, and uniformly removing
     from (or adding to) a uniform subset leaves a uniform subset: the result is exact.
+
+    The uniforms are drawn in blocks into one reused buffer, and the entries to flip are
+    found block by block: the same numbers, in the same order, as drawing all n at once
+    and indexing np.flatnonzero of the mask, without their two layer-sized temporaries
+    (which, freshly allocated for every trial, cost more than the arithmetic).
     """
     if not 0 <= k <= n:
         raise ValueError(f"cannot choose {k} of {n}")
-    mask = (rng.random(n, dtype=np.float32) < np.float32(k / n)) if n else np.zeros(0, bool)
+    mask = np.empty(n, dtype=bool)
+    if n == 0:
+        return mask
+    threshold = np.float32(k / n)
+    uniforms = np.empty(min(n, _BLOCK), dtype=np.float32)
+    for lo in range(0, n, _BLOCK):
+        block = uniforms[: min(_BLOCK, n - lo)]
+        rng.random(out=block, dtype=np.float32)  # a Generator's stream does not depend on how it is cut
+        np.less(block, threshold, out=mask[lo : lo + len(block)])
     chosen = int(np.count_nonzero(mask))
     if chosen > k:
-        on = np.flatnonzero(mask)
-        mask[on[rng.choice(chosen, chosen - k, replace=False)]] = False
+        mask[_nth_where(mask, True, rng.choice(chosen, chosen - k, replace=False))] = False
     elif chosen < k:
-        off = np.flatnonzero(~mask)
-        mask[off[rng.choice(n - chosen, k - chosen, replace=False)]] = True
+        mask[_nth_where(mask, False, rng.choice(n - chosen, k - chosen, replace=False))] = True
     return mask
+
+
+_BLOCK = 2**20
+
+
+def _nth_where(mask: np.ndarray, value: bool, ranks: np.ndarray) -> np.ndarray:
+    """Positions of the entries of `mask` equal to `value` with the given ranks (0 = the
+    first such entry): np.flatnonzero(mask == value)[ranks], found one block at a time."""
+    starts = np.arange(0, len(mask), _BLOCK)
+    found = np.array([np.count_nonzero(mask[lo : lo + _BLOCK]) for lo in starts], dtype=np.int64)
+    if not value:
+        found = np.minimum(_BLOCK, len(mask) - starts) - found
+    before = np.cumsum(found) - found  # entries equal to `value` before each block
+    block_of = np.searchsorted(before, ranks, side="right") - 1
+    positions = np.empty(len(ranks), dtype=np.int64)
+    for b in np.unique(block_of):
+        lo = int(starts[b])
+        here = block_of == b
+        inside = np.flatnonzero(mask[lo : lo + _BLOCK] == value)
+        positions[here] = lo + inside[ranks[here] - before[b]]
+    return positions
 
 
 def knocked_out_units(unit_counts: list[int], level: float, rng: np.random.Generator, semantics="paper") -> list[np.ndarray]:

@@ -147,8 +147,9 @@ class _Stage:
     to_output: object = None  # values of the frontier -> values of `output`
     tail: object = None  # values of `output` -> the scores model's outputs
     baseline: object = None  # the trial to report the unperturbed network as, scored on this cache
-    make: object = None  # (previous cache, images slice) -> this stage's cache, set by _plan_caches
+    make: object = None  # (previous cache, images slice) -> this stage's cache (`_plan_caches`)
     from_previous: bool = False
+    primed: tuple | None = None  # this stage's cache of the first batch, made while measuring memory
     bytes_per_image: int = 0
     seconds: float = 0.0  # building its caches, shared among its trials
     tallies: list = field(default_factory=list)
@@ -176,34 +177,61 @@ class _Stage:
         return _count(self.suffix, cache)
 
 
-def _optimised_stream(model, images, labels, groups, trials, seed_scope, semantics, batch_size, memory_bytes,
-                      streams=1, baseline=None, counters=None):
-    scoring = scores_model(model)
-    stages = []
-    for group in groups:
-        mine = [t for t in trials if t.layer == group.name]
-        if not mine:
-            continue
-        cut = cut_before(scoring, group)
-        stage = _Stage(cut, _bridge(cut, scoring.outputs), mine, ResidentGroup(model, group, seed_scope, semantics))
-        output = cut_after_output_layer(scoring, group)
-        if output is not None:
-            stage.output, stage.to_output, stage.tail = output, _bridge(cut, output), _bridge(output, scoring.outputs)
-        stages.append(stage)
-    chunk = _plan_caches(scoring, stages, images, memory_bytes, batch_size)
-    if baseline is not None and stages:
-        # The deepest stage whose cache was computed from the images through the chain of
-        # caches before it: the unperturbed network up to its cut has then been computed
-        # anyway, so the baseline costs only that stage's suffix.
-        last = 0
-        while last + 1 < len(stages) and stages[last + 1].from_previous:
-            last += 1
-        stages[last].baseline = baseline
+class _OptimisedStream:
+    """One device's stages (network order) for its share of the trials. Built in three
+    steps, because the memory bound is shared among streams and measured on the first:
+    the stages (here), `measure_working_bytes` (first stream only), then `plan`."""
 
-    def run(report):
-        _staged_loop(stages, images, labels, chunk, batch_size, report, streams, counters)
+    def __init__(self, model, groups, trials, seed_scope, semantics, baseline=None, counters=None):
+        self.scoring = scores_model(model)
+        self.baseline, self.counters, self.chunk = baseline, counters, 1
+        self.stages = []
+        for group in groups:
+            mine = [t for t in trials if t.layer == group.name]
+            if not mine:
+                continue
+            cut = cut_before(self.scoring, group)
+            stage = _Stage(cut, _bridge(cut, self.scoring.outputs), mine,
+                           ResidentGroup(model, group, seed_scope, semantics))
+            output = cut_after_output_layer(self.scoring, group)
+            if output is not None:
+                stage.output, stage.to_output, stage.tail = output, _bridge(cut, output), _bridge(output, self.scoring.outputs)
+            self.stages.append(stage)
+        if self.stages:
+            self.stages[0].make = _bridge(self.scoring.inputs, self.stages[0].frontier)
 
-    return run
+    def measure_working_bytes(self, images, batch_size) -> int:
+        """What one batch needs while it runs through the model: measured on the first
+        batch, through the first stage's own functions (its cache, then its suffix), which
+        the sweep traces anyway. The batch's cache is kept for the sweep to start from."""
+        if not self.stages:
+            return 0
+        stage = self.stages[0]
+        first = tf.convert_to_tensor(np.asarray(images[:batch_size]))
+        stage.suffix(*stage.make(first[:1]))  # traced outside the measurement
+
+        def one_batch():
+            stage.primed = stage.make(first)
+            return [np.asarray(t) for t in stage.suffix(*stage.primed)]
+
+        return batch_working_bytes(one_batch)
+
+    def plan(self, images, memory_bytes, batch_size) -> None:
+        """Decide how each stage's cache is made, the chunk size, and where the baseline is
+        scored."""
+        self.chunk = _plan_caches(self.scoring, self.stages, images, memory_bytes, batch_size)
+        if self.baseline is not None and self.stages:
+            # The deepest stage whose cache was computed from the images through the chain
+            # of caches before it: the unperturbed network up to its cut has then been
+            # computed anyway, so the baseline costs only that stage's suffix.
+            last = 0
+            while last + 1 < len(self.stages) and self.stages[last + 1].from_previous:
+                last += 1
+            self.stages[last].baseline = self.baseline
+
+    def run(self, images, labels, batch_size, report, streams=1):
+        """Every stage's trials (and the baseline where it is scored), reported as they end."""
+        _staged_loop(self.stages, images, labels, self.chunk, batch_size, report, streams, self.counters)
 
 
 def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
@@ -213,7 +241,8 @@ def _plan_caches(scoring, stages, images, memory_bytes, batch_size) -> int:
     previous, previous_bytes, peak = inputs, 0, 0
     for stage in stages:
         stage.from_previous = previous is not inputs and computable_from(stage.frontier, previous)
-        stage.make = _bridge(previous if stage.from_previous else inputs, stage.frontier)
+        if stage.make is None:  # the first stage's is made with the stream, to measure with
+            stage.make = _bridge(previous if stage.from_previous else inputs, stage.frontier)
         size = bytes_per_image(stage.frontier)
         if size is None:  # sizes known only at run time: measure on one image
             size = sum(v.numpy().nbytes for v in _bridge(inputs, stage.frontier)(tf.convert_to_tensor(images[:1])))
@@ -283,7 +312,9 @@ def _run_stage(stage, drawer, depth, draws_bytes, cache, images, labels, start, 
             # Held as tensors even where the frontier is the images themselves: on a GPU
             # they then stay in its memory instead of being copied there for every trial.
             batches = _image_batches(images, labels, start, stop, batch_size)
-            cache = [(stage.make(*map(tf.convert_to_tensor, values)), y) for values, y in batches]
+            cache = [(stage.make(*map(tf.convert_to_tensor, values)) if b or start or stage.primed is None
+                      else stage.primed, y) for b, (values, y) in enumerate(batches)]
+            stage.primed = None
         outputs = None
         if stage.output is not None:
             outputs = [(stage.to_output(*values), y) for values, y in cache]
@@ -364,20 +395,16 @@ def _replica(model: keras.Model, device: str) -> keras.Model:
     return copy
 
 
-def _memory_budget(memory_gb, model, images, groups, batch_size: int, streams: int) -> int:
+def _memory_budget(memory_gb, working: int, model, groups, streams: int) -> int:
     """Bytes each stream may give to cached activations, so that the process's anonymous
     memory stays within memory_gb (default half the RAM) plus `memory.MARGIN_BYTES`:
     the bound less what the process holds now (TensorFlow, the models, images held in
-    RAM), less what a batch needs while it runs through the model (measured on the first
-    images), less each stream's copies of its largest layer (on the host and on the
-    device) and its drawn edits (`_draws_ahead`, with one draw's temporaries per draw
-    thread), less the margin."""
+    RAM), less `working`, what a batch needs while it runs through the model
+    (`_OptimisedStream.measure_working_bytes`), for each stream, less each stream's copies
+    of its largest layer (on the host and on the device) and its drawn edits
+    (`_draws_ahead`, with one draw's temporaries per draw thread), less the margin."""
     if memory_gb is None:
         memory_gb = half_the_ram_gb()
-    forward = _compiled(scores_model(model))
-    first = tf.convert_to_tensor(np.asarray(images[:batch_size]))
-    forward(first[:1])  # traced outside the measurement
-    working = batch_working_bytes(lambda: [np.asarray(t) for t in forward(first)])
     largest = max((ResidentGroup(model, g, "").nbytes for g in groups), default=0)
     depth = max(1, draw_threads() // streams)
     layer_copies = streams * largest * (2 + min(depth + 1, max(2, DRAWS_BYTES // max(largest, 1))) + depth)
@@ -452,9 +479,6 @@ def run_layers(
     names = _device_names(devices)
     models = [model] + [_replica(model, d) for d in names[1:]]
     placements = names or [None]
-    memory_bytes = 0
-    if mode == "optimised" and trials:
-        memory_bytes = _memory_budget(memory_gb, model, images, groups, batch_size, len(placements))
     streams = []
     for i, (replica, device) in enumerate(zip(models, placements)):
         share = trials[i :: len(placements)]
@@ -473,10 +497,20 @@ def run_layers(
 
                 run = _whole_model_stream(replica, group_of, share, decoded, seed_scope, semantics)
             else:
-                run = _optimised_stream(replica, images, labels, groups, share, seed_scope, semantics, batch_size,
-                                        memory_bytes, streams=len(placements), baseline=baseline if i == 0 else None,
-                                        counters=counters)
+                run = _OptimisedStream(replica, groups, share, seed_scope, semantics,
+                                       baseline=baseline if i == 0 else None, counters=counters)
         streams.append((device, run))
+    if mode == "optimised":
+        memory_bytes = 0
+        if trials:
+            with tf.device(placements[0]):
+                working = streams[0][1].measure_working_bytes(images, batch_size)
+            memory_bytes = _memory_budget(memory_gb, working, model, groups, len(placements))
+        for device, stream in streams:
+            with tf.device(device):
+                stream.plan(images, memory_bytes, batch_size)
+        streams = [(device, functools.partial(stream.run, images, labels, batch_size, streams=len(placements)))
+                   for device, stream in streams]
     if baseline is not None and (mode != "optimised" or not trials[:: len(placements)]):
         # No cache to score it on: the whole unperturbed model, before the trials.
         if mode == "naive":

@@ -56,7 +56,7 @@ class ResidentGroup:
         """Within the block the originals are held on the host and on the current device
         (`draw` and `applied` work); afterwards they are dropped, so a sweep holds the copies
         of one group at a time."""
-        host = [np.array(v.numpy(), copy=True) for v in self.variables]
+        host = [_own_copy(v.numpy()) for v in self.variables]
         for a in host:
             a.setflags(write=False)  # no trial may change them; lets draws remember their σ
         it = iter(host)
@@ -97,3 +97,9 @@ class ResidentGroup:
         finally:
             for variable, original in zip(self.variables, self.resident):
                 variable.assign(original)
+
+
+def _own_copy(array: np.ndarray) -> np.ndarray:
+    """`array` when it owns its memory (a variable's .numpy() is already a copy of its own),
+    else a copy: the originals must not share a buffer that a later assign could change."""
+    return array if array.flags.owndata and array.base is None else np.array(array, copy=True)
