@@ -21,7 +21,7 @@ Usage:
     python benchmarks/sweep_speed.py --models alexnet --layers conv_2,dense_1 --limit 200
     python benchmarks/sweep_speed.py --check-dense-batching
     python benchmarks/sweep_speed.py --host-work [--models alexnet] [--gpu-gmacs 15000]
-    python benchmarks/sweep_speed.py --sweep [--sweeps "dense_1;conv_2,dense_1"] [--limit N]
+    python benchmarks/sweep_speed.py --sweep [--sweeps "dense_1;conv_2,dense_1"] [--limit N | --images N]
     python benchmarks/sweep_speed.py --memory [--bounds 2,4,8] [--images 2600]
 
 --sweep times a sweep as users run it (`run.sweep.run_sweep`: the unperturbed baseline and
@@ -32,7 +32,9 @@ which computes the layers below the first perturbed one twice). Its floor is wha
 be avoided: one pass over the layers below the first perturbed layer, the baseline's own
 suffix from there (together: one pass of the whole model) and each trial's suffix, at the
 whole model's measured rate on cached images. It prints sweep/floor, separate/floor, the
-prefix passes computed (the engine's counters; 1 per distinct cut) and the draws.
+prefix passes computed (the engine's counters; 1 per distinct cut) and the draws. With
+--images N it runs on N links to the shared images (as --memory does), to show how the
+sweep's fixed costs (tracing, the layer copies) shrink against the floor as N grows.
 
 --memory runs one conv_2 sweep (the baseline and one trial) per --memory-gb bound, each in
 its own process, on a validation set of --images links to the shared images (image i is
@@ -243,6 +245,11 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
     """Per --sweeps entry: run_sweep and the separate way, each in its own process, against
     the floor; returns one summary line per sweep."""
     model_arg, weights = prepare_weights("alexnet", folder)
+    if args.images:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from paper_scale import make_validation_set
+
+        args.data, args.limit = make_validation_set(folder / "val", args.images), None
     rate = run_worker("rate", model_arg, weights, args)
     macs, images = rate["macs"], rate["images"]
     per_second = macs["<whole model>"] * images / rate["pass_seconds"][0]
@@ -285,6 +292,7 @@ def memory_benchmark(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         model_arg, weights = prepare_weights("alexnet", folder)
+        args.images = args.images or 2600
         args.data = make_validation_set(folder / "val", args.images)
         args.cache_dir, args.layers, args.limit = folder / "cache", "conv_2", None
         for bound in [float(b) for b in args.bounds.split(",") if b]:
@@ -548,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory", action="store_true",
                         help="only measure a conv_2 sweep's peak anonymous memory at each of --bounds")
     parser.add_argument("--bounds", default="2,4,8", help="for --memory: --memory-gb values, comma-separated")
-    parser.add_argument("--images", type=int, default=2600, help="for --memory: images in the validation set")
+    parser.add_argument("--images", type=int,
+                        help="for --memory (default 2600) and --sweep (default: the shared 1,300): images in a "
+                             "validation set of links to the shared ones")
     # Internal: one way in a child process.
     parser.add_argument("--worker", choices=(*WAYS, "rate", "sweep", "separate", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--model-arg", help=argparse.SUPPRESS)
