@@ -31,10 +31,12 @@ and "separate" (the whole unperturbed model first, then the trials: what sweeps 
 which computes the layers below the first perturbed one twice). Its floor is what cannot
 be avoided: one pass over the layers below the first perturbed layer, the baseline's own
 suffix from there (together: one pass of the whole model) and each trial's suffix, at the
-whole model's measured rate on cached images. It prints sweep/floor, separate/floor, the
+whole model's measured rate on cached images (batches made tensors before the clock starts),
+measured in a process of its own before and after each timed run; a run's floor uses the
+mean of the two, as this machine's speed drifts. It prints sweep/floor, separate/floor, the
 prefix passes computed (the engine's counters; 1 per distinct cut) and the draws. With
 --images N it runs on N links to the shared images (as --memory does), to show how the
-sweep's fixed costs (tracing, the layer copies) shrink against the floor as N grows.
+sweep's fixed costs (tracing, the first batch's set-up) shrink against the floor as N grows.
 
 --memory runs one conv_2 sweep (the baseline and one trial) per --memory-gb bound, each in
 its own process, on a validation set of --images links to the shared images (image i is
@@ -173,15 +175,21 @@ def worker(args) -> dict:
         return sweep_worker(args, model, names, dataset, prep, images, labels, report, start)
 
     if args.worker == "rate":
-        # The whole model on cached images, after one warm-up pass: this machine's rate.
+        # The whole model on cached images, after one warm-up pass: this machine's rate. The
+        # batches are tensors before the clock starts, so the rate is the network's alone,
+        # without the copies a host array's batch costs on its way in.
         scoring = scores_model(model)
-        forward = tf.function(lambda x: scoring(x, training=False), input_signature=[tf.TensorSpec((None, 227, 227, 3))])
+        forward = tf.function(lambda x: scoring(x, training=False), input_signature=[tf.TensorSpec((None, 227, 227, 3))],
+                              autograph=False)
+        batches = [(tf.constant(images[s : s + args.batch_size]), labels[s : s + args.batch_size])
+                   for s in range(0, len(labels), args.batch_size)]
         passes = []
         for _ in range(3):
             t0 = time.perf_counter()
-            for s in range(0, len(labels), args.batch_size):
-                topk_correct(forward(images[s : s + args.batch_size]).numpy(), labels[s : s + args.batch_size])
+            for x, y in batches:
+                topk_correct(forward(x).numpy(), y)
             passes.append(time.perf_counter() - t0)
+        del batches
         report["pass_seconds"] = sorted(passes[1:])
         report["macs"] = {**suffix_macs(model, groups), "<whole model>": model_macs(model)}
         return report
@@ -250,10 +258,18 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         from paper_scale import make_validation_set
 
         args.data, args.limit = make_validation_set(folder / "val", args.images), None
-    rate = run_worker("rate", model_arg, weights, args)
-    macs, images = rate["macs"], rate["images"]
-    per_second = macs["<whole model>"] * images / rate["pass_seconds"][0]
-    print(f"alexnet: whole model {per_second / 1e9:.1f} GMAC/s = {images / rate['pass_seconds'][0]:.0f} images/s "
+    def measured_rate() -> float:
+        """Multiply-adds per second of the whole model on cached images, in a process of its own."""
+        rate = run_worker("rate", model_arg, weights, args)
+        measured_rate.macs, measured_rate.images = rate["macs"], rate["images"]
+        return rate["macs"]["<whole model>"] * rate["images"] / rate["pass_seconds"][0]
+
+    # This machine's speed drifts from minute to minute (shared hosts), so the rate is
+    # measured again after every timed run, and each run's floor uses the mean of the rates
+    # measured just before and just after it.
+    rates = [measured_rate()]
+    macs, images = measured_rate.macs, measured_rate.images
+    print(f"alexnet: whole model {rates[0] / 1e9:.1f} GMAC/s = {rates[0] / macs['<whole model>']:.0f} images/s "
           f"on {images} cached images", flush=True)
     summary = []
     for layers in [entry for entry in args.sweeps.split(";") if entry]:
@@ -262,12 +278,18 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         trials = len(LEVELS) * REPEATS * len(names)
         # One pass of the whole model (the first layer's prefix, shared, and the baseline's
         # suffix) and each trial's suffix.
-        floor = (macs["<whole model>"] + sum(macs[n] for n in names) * len(LEVELS) * REPEATS) * images / per_second
-        runs = {way: run_worker(way, model_arg, weights, args) for way in ("sweep", "separate")}
-        for way, run in runs.items():
+        floor_macs = (macs["<whole model>"] + sum(macs[n] for n in names) * len(LEVELS) * REPEATS) * images
+        runs, ratio = {}, {}
+        for way in ("sweep", "separate"):
+            run = runs[way] = run_worker(way, model_arg, weights, args)
+            rates.append(measured_rate())
+            rate = (rates[-2] + rates[-1]) / 2
+            floor = floor_macs / rate
+            ratio[way] = run["seconds"] / floor
             c = run["counters"]
             passes = c.get("prefix_passes", 0) + c.get("whole_model_passes", 0)
-            print(f"alexnet {layers:15s} {way:8s} {run['seconds']:7.1f} s  {run['seconds'] / floor:5.2f} x floor  "
+            print(f"alexnet {layers:15s} {way:8s} {run['seconds']:7.1f} s  floor {floor:5.1f} s  {ratio[way]:5.2f} x "
+                  f"floor  (whole model {rates[-2] / 1e9:.1f} GMAC/s before, {rates[-1] / 1e9:.1f} after)  "
                   f"prefix passes {passes:g} (cached {c.get('prefix_passes', 0):g} for {len(names)} cut(s), whole "
                   f"model {c.get('whole_model_passes', 0):g})  draws {c.get('draws', 0):g} for {trials} trials  "
                   f"peak anonymous {run['peak_anonymous_gb']:.2f} GB", flush=True)
@@ -275,10 +297,10 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         if not same:
             print("counts differ:", [(a, b) for a, b in zip(runs["sweep"]["counts"], runs["separate"]["counts"])
                                      if a != b][:3], flush=True)
-        print(f"alexnet {layers:15s} floor    {floor:7.1f} s  counts identical: {'yes' if same else 'NO'}", flush=True)
+        print(f"alexnet {layers:15s} counts identical: {'yes' if same else 'NO'}", flush=True)
         c = runs["sweep"]["counters"]
-        summary.append(f"alexnet {layers}: sweep/floor = {runs['sweep']['seconds'] / floor:.2f}, separate/floor = "
-                       f"{runs['separate']['seconds'] / floor:.2f}, sweep/separate = "
+        summary.append(f"alexnet {layers}: sweep/floor = {ratio['sweep']:.2f}, separate/floor = "
+                       f"{ratio['separate']:.2f}, sweep/separate = "
                        f"{runs['sweep']['seconds'] / runs['separate']['seconds']:.2f}, prefix passes = "
                        f"{c.get('prefix_passes', 0) + c.get('whole_model_passes', 0):g} for {len(names)} cut(s)")
     return summary

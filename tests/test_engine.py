@@ -331,7 +331,15 @@ def check_resident_groups(alexnet):
             expected = group_digest(alexnet, group)
         assert (expected == clean) == (level == 0), (name, kind, level, semantics)
         with resident.held():
+            held = b"".join(a.tobytes() for member in resident.originals for a in member)
+            assert hashlib.sha256(held).hexdigest() == clean
             with resident.applied(resident.draw(trial)):
+                assert group_digest(alexnet, group) == expected, (name, kind, level, semantics)
+                # The originals are a snapshot of the variables, not a copy: the trial's
+                # values in the variables did not reach them.
+                assert b"".join(a.tobytes() for member in resident.originals for a in member) == held
+            assert group_digest(alexnet, group) == clean
+            with resident.applied(resident.draw(trial)):  # drawn again from the same originals
                 assert group_digest(alexnet, group) == expected, (name, kind, level, semantics)
             assert group_digest(alexnet, group) == clean
             with pytest.raises(RuntimeError, match="block failed"):

@@ -75,8 +75,10 @@ def _compiled(model: keras.Model):
     (batch size left open) rather than per batch or per trial."""
     specs = [tf.TensorSpec(t.shape, t.dtype) for t in model.inputs]
     # A partial rather than a closure: TensorFlow tallies traces by Python code object and
-    # would warn that these functions, each traced once, are "retracing".
-    return tf.function(functools.partial(_call_flat, model), input_signature=specs)
+    # would warn that these functions, each traced once, are "retracing". No autograph: a
+    # Keras model's call has no Python control flow on tensors to convert, and converting
+    # its layers' code is most of the time a trace takes.
+    return tf.function(functools.partial(_call_flat, model), input_signature=specs, autograph=False)
 
 
 def _bridge(sources: list, targets: list):
@@ -90,6 +92,9 @@ def _bridge(sources: list, targets: list):
         made = iter(inner(*values)) if inner is not None else iter(())
         return tuple(values[position[id(t)]] if id(t) in position else next(made) for t in targets)
 
+    # Traces without running: a first run on a batch of another size would also set up
+    # TensorFlow's kernels for a shape that is never used again.
+    run.trace = inner.get_concrete_function if inner is not None else (lambda: None)
     return run
 
 
@@ -208,7 +213,7 @@ class _OptimisedStream:
             return 0
         stage = self.stages[0]
         first = tf.convert_to_tensor(np.asarray(images[:batch_size]))
-        stage.suffix(*stage.make(first[:1]))  # traced outside the measurement
+        stage.make.trace(), stage.suffix.trace()  # outside the measurement
 
         def one_batch():
             stage.primed = stage.make(first)
@@ -401,7 +406,8 @@ def _memory_budget(memory_gb, working: int, model, groups, streams: int) -> int:
     the bound less what the process holds now (TensorFlow, the models, images held in
     RAM), less `working`, what a batch needs while it runs through the model
     (`_OptimisedStream.measure_working_bytes`), for each stream, less each stream's copies
-    of its largest layer (on the host and on the device) and its drawn edits
+    of its largest layer (two: the originals held while the model holds a trial's values,
+    and those values as they are built) and its drawn edits
     (`_draws_ahead`, with one draw's temporaries per draw thread), less the margin."""
     if memory_gb is None:
         memory_gb = half_the_ram_gb()

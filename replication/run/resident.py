@@ -3,15 +3,16 @@
 `perturb.perturbed` copies a layer's weights out of the model, perturbs the copies on the
 host, writes them in and writes the originals back: for AlexNet's dense_1 that is three
 transfers of 150 MB per trial, more than the network's own time on 50,000 images on a
-GPU. A `ResidentGroup` instead copies the originals once, to the host (what the draws read:
-shapes, and the weights themselves for Gaussian noise's σ) and to the device, and per trial
+GPU. A `ResidentGroup` instead holds the originals once where the model runs (a snapshot,
+without a copy on the variable's own device) and on the host (what the draws read: shapes,
+and the weights themselves for Gaussian noise's σ), and per trial
 
 - draws the trial's edits on the host (`draw`, NumPy, the trial's own generator: the same
   draws and so the same bits as `perturbed`); the knockouts' edits are masks
   (`perturb.edits.Zero`), one byte per entry or one flag per unit;
 - applies them on the device (`applied`): a mask selects between the resident original and
   0.0, so only the mask crosses to the device; new values (Gaussian noise) are copied in;
-- puts the originals back from the device's own copy, bit-exactly, also after a raise.
+- puts the originals back from the snapshot, bit-exactly, also after a raise.
 
 `draw` touches no TensorFlow state, so the engine runs it for the next trial on a host
 thread while the device runs the current one.
@@ -56,14 +57,17 @@ class ResidentGroup:
         """Within the block the originals are held on the host and on the current device
         (`draw` and `applied` work); afterwards they are dropped, so a sweep holds the copies
         of one group at a time."""
-        host = [_own_copy(v.numpy()) for v in self.variables]
+        # A read of a variable shares its buffer, and TensorFlow never writes into a buffer
+        # that a read still holds: `assign` then gives the variable a new one. So a read is
+        # a snapshot of the originals that no trial can change, without a copy where the
+        # variable already lives on this device (a copy to it where it does not). On a CPU
+        # the host's arrays are views of the same memory; from a GPU they are copied back.
+        self.resident = [tf.identity(v) for v in self.variables]
+        host = [np.asarray(t) for t in self.resident]
         for a in host:
             a.setflags(write=False)  # no trial may change them; lets draws remember their σ
         it = iter(host)
         self.originals = [[next(it) for _ in layer.weights] for layer in self.layers]  # as get_weights()
-        # A copy of its own on the current device, made from the host copy: not a read of the
-        # variable, which could share the variable's buffer.
-        self.resident = [tf.identity(tf.convert_to_tensor(a)) for a in host]
         try:
             yield self
         finally:
@@ -98,8 +102,3 @@ class ResidentGroup:
             for variable, original in zip(self.variables, self.resident):
                 variable.assign(original)
 
-
-def _own_copy(array: np.ndarray) -> np.ndarray:
-    """`array` when it owns its memory (a variable's .numpy() is already a copy of its own),
-    else a copy: the originals must not share a buffer that a later assign could change."""
-    return array if array.flags.owndata and array.base is None else np.array(array, copy=True)
