@@ -19,7 +19,7 @@ from replication.models.groups import group_layers, weight_groups
 from replication.models.registry import create_model
 from replication.models.synthetic import synthetic_alexnet_net
 from replication.models.weights import keras_arrays
-from replication.perturb import SEMANTICS, Trial, perturbation_names, perturbed
+from replication.perturb import SEMANTICS, Trial, gaussian, perturbation_names, perturbed
 from replication.perturb.edits import Zero
 from replication.run import engine
 from replication.run.resident import ResidentGroup
@@ -351,6 +351,17 @@ def check_resident_groups(alexnet):
     edits = ResidentGroup(alexnet, groups["dense_2"], MODEL_ID)
     with edits.held():
         node = edits.draw(Trial("dense_2", "node", 0.5, 0))
+        gaussian_sigmas = []
+        real = gaussian._population_std
+        gaussian._population_std = lambda arrays: gaussian_sigmas.append(1) or real(arrays)
+        try:  # the originals are views of the snapshot, vouched unchanging: σ is computed once
+            edits.draw(Trial("dense_2", "gaussian", 0.5, 0))
+            first = len(gaussian_sigmas)
+            for repeat in (1, 2):
+                edits.draw(Trial("dense_2", "gaussian", 0.5, repeat))
+        finally:
+            gaussian._population_std = real
+        assert first >= 1 and len(gaussian_sigmas) == first
     assert all(isinstance(e, Zero) for e in node) and node[0].where.shape == (4096,), "one flag per unit"
 
 

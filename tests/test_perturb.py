@@ -482,6 +482,24 @@ def test_sigma_is_remembered_only_for_arrays_that_cannot_change():
     assert population_std([view]) == 1.0
 
 
+def test_sigma_of_a_view_is_remembered_once_its_holder_vouches_it_unchanging(monkeypatch):
+    from replication.perturb import gaussian
+
+    computed = []
+    real = gaussian._population_std
+    monkeypatch.setattr(gaussian, "_population_std", lambda arrays: computed.append(1) or real(arrays))
+    base = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    view = base[:]
+    view.setflags(write=False)
+    assert gaussian.population_std([view]) == gaussian.population_std([view])
+    assert len(computed) == 2  # a view, not vouched for: computed every time
+    gaussian.unchanging([view])
+    assert gaussian.population_std([view]) == gaussian.population_std([view]) == pytest.approx(float(np.std(base)))
+    assert len(computed) == 3
+    with pytest.raises(ValueError, match="read-only"):
+        gaussian.unchanging([base])
+
+
 def test_a_zero_of_a_list_is_refused_as_a_value_error():
     with pytest.raises(ValueError, match="must be a boolean array, not list"):
         check_edit(np.zeros(3, np.float32), Zero([True, False, True]))

@@ -39,18 +39,47 @@ def _add_noise(arrays, level, rng):
 
 # σ of groups whose arrays cannot change: id()s -> (weak references to the arrays, σ).
 _FROZEN_SIGMAS: dict[tuple[int, ...], tuple[list, float]] = {}
+# Read-only views vouched for by their holder (`unchanging`): id() -> weak reference.
+_UNCHANGING: dict[int, weakref.ref] = {}
 _LOCK = threading.Lock()
+
+
+def unchanging(arrays) -> None:
+    """Vouch that these read-only arrays, which need not own their memory, hold values that
+    nothing changes while they live, so that `population_std` may remember their σ.
+
+    `run.resident` holds a layer's originals as views of a snapshot of the model's
+    variables, memory that TensorFlow never writes; a view's memory could otherwise
+    change through its base, so views are not remembered unless vouched for.
+    """
+    with _LOCK:
+        for stale in [k for k, ref in _UNCHANGING.items() if ref() is None]:
+            del _UNCHANGING[stale]
+        for a in arrays:
+            if a.flags.writeable:
+                raise ValueError("only a read-only array can be vouched unchanging")
+            _UNCHANGING[id(a)] = weakref.ref(a)
+
+
+def _frozen(a: np.ndarray) -> bool:
+    if a.flags.writeable:
+        return False
+    if a.flags.owndata:
+        return True
+    ref = _UNCHANGING.get(id(a))
+    return ref is not None and ref() is a
 
 
 def population_std(arrays) -> float:
     """Population standard deviation over all entries of all arrays (the whole group).
 
     Sums accumulate in float64 without float64 copies of the weights (np.std with
-    dtype=float64 makes two, 300 MB each for dense_1). Arrays that own their data and are
-    read-only (`run.resident` holds a layer's originals so while its trials run) are
-    remembered while they live: their σ is computed once for all those trials.
+    dtype=float64 makes two, 300 MB each for dense_1). Arrays that cannot change (read-only
+    and owning their data, or vouched for with `unchanging`, as `run.resident` does for a
+    layer's originals while its trials run) are remembered while they live: their σ is
+    computed once for all those trials.
     """
-    if not all(a.flags.owndata and not a.flags.writeable for a in arrays):
+    if not all(_frozen(a) for a in arrays):
         return _population_std(arrays)
     key = tuple(id(a) for a in arrays)
     # One lock for computing and remembering: the engine draws several trials of a layer at

@@ -26,6 +26,7 @@ import tensorflow as tf
 from replication.models.groups import group_layers
 from replication.perturb.apply import trial_edits
 from replication.perturb.edits import Zero, zeroed_units
+from replication.perturb.gaussian import unchanging
 from replication.perturb.trials import Trial
 
 
@@ -65,7 +66,8 @@ class ResidentGroup:
         self.resident = [tf.identity(v) for v in self.variables]
         host = [np.asarray(t) for t in self.resident]
         for a in host:
-            a.setflags(write=False)  # no trial may change them; lets draws remember their σ
+            a.setflags(write=False)  # no trial may change them
+        unchanging(host)  # and nothing else does: draws may remember their σ
         it = iter(host)
         self.originals = [[next(it) for _ in layer.weights] for layer in self.layers]  # as get_weights()
         try:
