@@ -31,7 +31,7 @@ and "separate" (the whole unperturbed model first, then the trials: what sweeps 
 which computes the layers below the first perturbed one twice). Its floor is what cannot
 be avoided: one pass over the layers below the first perturbed layer, the baseline's own
 suffix from there (together: one pass of the whole model) and each trial's suffix, at the
-whole model's measured rate on cached images (batches made tensors before the clock starts),
+whole model's measured rate on cached images (each batch made a tensor before its clock starts),
 measured in a process of its own before and after each timed run; a run's floor uses the
 mean of the two, as this machine's speed drifts. It prints sweep/floor, separate/floor, the
 prefix passes computed (the engine's counters; 1 per distinct cut) and the draws. With
@@ -175,21 +175,22 @@ def worker(args) -> dict:
         return sweep_worker(args, model, names, dataset, prep, images, labels, report, start)
 
     if args.worker == "rate":
-        # The whole model on cached images, after one warm-up pass: this machine's rate. The
-        # batches are tensors before the clock starts, so the rate is the network's alone,
-        # without the copies a host array's batch costs on its way in.
+        # The whole model on cached images, after one warm-up pass: this machine's rate. Each
+        # batch is made a tensor before its clock starts, so the rate is the network's alone,
+        # without the copy a host array's batch costs on its way in; one batch at a time, so
+        # that memory-mapped images are not all read into RAM.
         scoring = scores_model(model)
         forward = tf.function(lambda x: scoring(x, training=False), input_signature=[tf.TensorSpec((None, 227, 227, 3))],
                               autograph=False)
-        batches = [(tf.constant(images[s : s + args.batch_size]), labels[s : s + args.batch_size])
-                   for s in range(0, len(labels), args.batch_size)]
         passes = []
         for _ in range(3):
-            t0 = time.perf_counter()
-            for x, y in batches:
+            seconds = 0.0
+            for s in range(0, len(labels), args.batch_size):
+                x, y = tf.constant(images[s : s + args.batch_size]), labels[s : s + args.batch_size]
+                t0 = time.perf_counter()
                 topk_correct(forward(x).numpy(), y)
-            passes.append(time.perf_counter() - t0)
-        del batches
+                seconds += time.perf_counter() - t0
+            passes.append(seconds)
         report["pass_seconds"] = sorted(passes[1:])
         report["macs"] = {**suffix_macs(model, groups), "<whole model>": model_macs(model)}
         return report

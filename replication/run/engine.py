@@ -76,8 +76,9 @@ def _compiled(model: keras.Model):
     specs = [tf.TensorSpec(t.shape, t.dtype) for t in model.inputs]
     # A partial rather than a closure: TensorFlow tallies traces by Python code object and
     # would warn that these functions, each traced once, are "retracing". No autograph: a
-    # Keras model's call has no Python control flow on tensors to convert, and converting
-    # its layers' code is most of the time a trace takes.
+    # Keras model's call has no Python control flow on tensors to convert, and starting
+    # autograph and converting the wrapper costs the first trace of a process time for
+    # nothing.
     return tf.function(functools.partial(_call_flat, model), input_signature=specs, autograph=False)
 
 

@@ -45,8 +45,9 @@ def _reset_peak() -> bool:
 def batch_working_bytes(run) -> int:
     """Memory `run()` needs while it runs, beyond what the process held before: the rise of
     the peak resident memory (VmHWM, reset first), or where that cannot be reset, the rise
-    of anonymous memory after it. Call `run` once before, so that one-off work (tracing)
-    is not counted. Resident memory includes file pages `run` reads, so this errs high."""
+    of anonymous memory after it. Trace `run`'s functions before, so that tracing is not
+    counted; a first run's set-up of TensorFlow's kernels is, and resident memory includes
+    file pages `run` reads, so this errs high."""
     return_freed_memory()
     if _reset_peak():
         before = _status().get("VmRSS", 0)
