@@ -259,17 +259,17 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         from paper_scale import make_validation_set
 
         args.data, args.limit = make_validation_set(folder / "val", args.images), None
-    def measured_rate() -> float:
-        """Multiply-adds per second of the whole model on cached images, in a process of its own."""
-        rate = run_worker("rate", model_arg, weights, args)
-        measured_rate.macs, measured_rate.images = rate["macs"], rate["images"]
+
+    def per_second(rate: dict) -> float:
+        """The whole model's multiply-adds per second in one rate worker's run."""
         return rate["macs"]["<whole model>"] * rate["images"] / rate["pass_seconds"][0]
 
     # This machine's speed drifts from minute to minute (shared hosts), so the rate is
     # measured again after every timed run, and each run's floor uses the mean of the rates
     # measured just before and just after it.
-    rates = [measured_rate()]
-    macs, images = measured_rate.macs, measured_rate.images
+    first = run_worker("rate", model_arg, weights, args)
+    macs, images = first["macs"], first["images"]
+    rates = [per_second(first)]
     print(f"alexnet: whole model {rates[0] / 1e9:.1f} GMAC/s = {rates[0] / macs['<whole model>']:.0f} images/s "
           f"on {images} cached images", flush=True)
     summary = []
@@ -283,7 +283,7 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         runs, ratio = {}, {}
         for way in ("sweep", "separate"):
             run = runs[way] = run_worker(way, model_arg, weights, args)
-            rates.append(measured_rate())
+            rates.append(per_second(run_worker("rate", model_arg, weights, args)))
             rate = (rates[-2] + rates[-1]) / 2
             floor = floor_macs / rate
             ratio[way] = run["seconds"] / floor

@@ -298,14 +298,14 @@ def test_output_layer_trials_are_drawn_once(alexnet, images, alexnet_labels, mon
 # --- perturbations drawn on the host, applied on the device ------------------------------------
 
 
-def test_resident_group_applies_what_perturbed_applies_and_restores_every_bit(alexnet):
+def test_resident_group_applies_what_perturbed_applies_and_restores_every_bit(alexnet, monkeypatch):
     dense_2 = alexnet.get_layer("dense_2")
     saved = dense_2.get_weights()
     w, b = (a.copy() for a in saved)
     w[0, :3], b[:2] = -0.0, -0.0  # a -0.0 that a knockout leaves alone must stay -0.0
     dense_2.set_weights([w, b])
     try:
-        check_resident_groups(alexnet)
+        check_resident_groups(alexnet, monkeypatch)
     finally:
         dense_2.set_weights(saved)
 
@@ -316,7 +316,12 @@ def group_digest(model, group) -> str:
     return hashlib.sha256(b"".join(w.tobytes() for w in arrays)).hexdigest()
 
 
-def check_resident_groups(alexnet):
+def originals_bytes(resident) -> bytes:
+    """The bytes of the originals a ResidentGroup holds, in the order of its variables."""
+    return b"".join(a.tobytes() for member in resident.originals for a in member)
+
+
+def check_resident_groups(alexnet, monkeypatch):
     whole = weights_digest(alexnet)
     groups = weight_groups(alexnet)
     cases = [(name, kind, level, semantics) for name in ("conv_2", "dense_2") for kind in perturbation_names()
@@ -331,13 +336,13 @@ def check_resident_groups(alexnet):
             expected = group_digest(alexnet, group)
         assert (expected == clean) == (level == 0), (name, kind, level, semantics)
         with resident.held():
-            held = b"".join(a.tobytes() for member in resident.originals for a in member)
+            held = originals_bytes(resident)
             assert hashlib.sha256(held).hexdigest() == clean
             with resident.applied(resident.draw(trial)):
                 assert group_digest(alexnet, group) == expected, (name, kind, level, semantics)
                 # The originals are a snapshot of the variables, not a copy: the trial's
                 # values in the variables did not reach them.
-                assert b"".join(a.tobytes() for member in resident.originals for a in member) == held
+                assert originals_bytes(resident) == held
             assert group_digest(alexnet, group) == clean
             with resident.applied(resident.draw(trial)):  # drawn again from the same originals
                 assert group_digest(alexnet, group) == expected, (name, kind, level, semantics)
@@ -351,16 +356,14 @@ def check_resident_groups(alexnet):
     edits = ResidentGroup(alexnet, groups["dense_2"], MODEL_ID)
     with edits.held():
         node = edits.draw(Trial("dense_2", "node", 0.5, 0))
+        # The originals are views of the snapshot, vouched unchanging: σ is computed once.
         gaussian_sigmas = []
         real = gaussian._population_std
-        gaussian._population_std = lambda arrays: gaussian_sigmas.append(1) or real(arrays)
-        try:  # the originals are views of the snapshot, vouched unchanging: σ is computed once
-            edits.draw(Trial("dense_2", "gaussian", 0.5, 0))
-            first = len(gaussian_sigmas)
-            for repeat in (1, 2):
-                edits.draw(Trial("dense_2", "gaussian", 0.5, repeat))
-        finally:
-            gaussian._population_std = real
+        monkeypatch.setattr(gaussian, "_population_std", lambda arrays: gaussian_sigmas.append(1) or real(arrays))
+        edits.draw(Trial("dense_2", "gaussian", 0.5, 0))
+        first = len(gaussian_sigmas)
+        for repeat in (1, 2):
+            edits.draw(Trial("dense_2", "gaussian", 0.5, repeat))
         assert first >= 1 and len(gaussian_sigmas) == first
     assert all(isinstance(e, Zero) for e in node) and node[0].where.shape == (4096,), "one flag per unit"
 

@@ -214,7 +214,8 @@ class _OptimisedStream:
             return 0
         stage = self.stages[0]
         first = tf.convert_to_tensor(np.asarray(images[:batch_size]))
-        stage.make.trace(), stage.suffix.trace()  # outside the measurement
+        stage.make.trace()  # outside the measurement
+        stage.suffix.trace()
 
         def one_batch():
             stage.primed = stage.make(first)
