@@ -31,10 +31,16 @@ and "separate" (the whole unperturbed model first, then the trials: what sweeps 
 which computes the layers below the first perturbed one twice). Its floor is what cannot
 be avoided: one pass over the layers below the first perturbed layer, the baseline's own
 suffix from there (together: one pass of the whole model) and each trial's suffix, at the
-whole model's measured rate on cached images (each batch made a tensor before its clock starts),
-measured in a process of its own before and after each timed run; a run's floor uses the
-mean of the two, as this machine's speed drifts. It prints sweep/floor, separate/floor, the
-prefix passes computed (the engine's counters; 1 per distinct cut) and the draws. With
+whole model's measured rate on cached images (each batch made a tensor before its clock
+starts). As this machine's speed drifts between processes, the rate is measured in two
+places: in a process of its own before and after each timed run (the floor uses their mean), and
+inside the timed run's process once its sweep has ended. That process also times one
+trial's suffix of each layer on its cached frontier at the engine's batch size, and a third
+floor puts each trial's suffix at that rate instead of the whole model's: a dense layer's
+product on 64 rows runs below the whole model's average rate, so what is left above this
+floor is the engine's own work (tracing, first-run set-up, draws, applying edits). It
+prints sweep/floor for each, separate/floor, the prefix passes computed (the engine's
+counters; 1 per distinct cut) and the draws. With
 --images N it runs on N links to the shared images (as --memory does), to show how the
 sweep's fixed costs (tracing, the first batch's set-up) shrink against the floor as N grows.
 
@@ -75,6 +81,7 @@ WAYS = ("naive", "decoded", "optimised")
 LEVELS = (0.2, 0.5, 0.8)
 REPEATS = 2
 KIND = "synapse"
+SUFFIX_IMAGES = 1300  # images a suffix rate is timed on (see suffix_pass_seconds)
 
 
 def default_data() -> Path:
@@ -139,15 +146,12 @@ class AnonymousMemoryPeak:
 
 
 def worker(args) -> dict:
-    import tensorflow as tf
-
     from replication import data
     from replication.models.groups import weight_groups
     from replication.models.registry import create_model
     from replication.perturb import Trial
     from replication.run import engine
     from replication.run.costs import model_macs, suffix_macs
-    from replication.run.scoring import scores_model, topk_correct
 
     model = create_model(args.model_arg, args.weights)
     if args.worker == "memory":
@@ -175,23 +179,7 @@ def worker(args) -> dict:
         return sweep_worker(args, model, names, dataset, prep, images, labels, report, start)
 
     if args.worker == "rate":
-        # The whole model on cached images, after one warm-up pass: this machine's rate. Each
-        # batch is made a tensor before its clock starts, so the rate is the network's alone,
-        # without the copy a host array's batch costs on its way in; one batch at a time, so
-        # that memory-mapped images are not all read into RAM.
-        scoring = scores_model(model)
-        forward = tf.function(lambda x: scoring(x, training=False), input_signature=[tf.TensorSpec((None, 227, 227, 3))],
-                              autograph=False)
-        passes = []
-        for _ in range(3):
-            seconds = 0.0
-            for s in range(0, len(labels), args.batch_size):
-                x, y = tf.constant(images[s : s + args.batch_size]), labels[s : s + args.batch_size]
-                t0 = time.perf_counter()
-                topk_correct(forward(x).numpy(), y)
-                seconds += time.perf_counter() - t0
-            passes.append(seconds)
-        report["pass_seconds"] = sorted(passes[1:])
+        report.update(measure_rates(model, [], images, labels, args.batch_size))
         report["macs"] = {**suffix_macs(model, groups), "<whole model>": model_macs(model)}
         return report
 
@@ -205,6 +193,63 @@ def worker(args) -> dict:
     for t, _, _, seconds in results:
         report["trial_seconds"][t.layer] += seconds
     return report
+
+
+def measure_rates(model, groups, images, labels, batch_size) -> dict:
+    """This machine's speed: the whole model on cached images, after one warm-up pass
+    ("pass_seconds", the last two passes, fastest first), and one trial's suffix of each of
+    `groups` ("suffix_pass_seconds"). Each batch is made a tensor before its clock starts,
+    so the rate is the network's alone, without the copy a host array's batch costs on its
+    way in; one batch at a time, so that memory-mapped images are not all read into RAM."""
+    import tensorflow as tf
+
+    from replication.run.scoring import scores_model, topk_correct
+
+    scoring = scores_model(model)
+    forward = tf.function(lambda x: scoring(x, training=False), input_signature=[tf.TensorSpec((None, 227, 227, 3))],
+                          autograph=False)
+    passes = []
+    for _ in range(3):
+        seconds = 0.0
+        for s in range(0, len(labels), batch_size):
+            x, y = tf.constant(images[s : s + batch_size]), labels[s : s + batch_size]
+            t0 = time.perf_counter()
+            topk_correct(forward(x).numpy(), y)
+            seconds += time.perf_counter() - t0
+        passes.append(seconds)
+    return {"pass_seconds": sorted(passes[1:]),
+            "suffix_pass_seconds": {g.name: suffix_pass_seconds(scoring, g, images, labels, batch_size) for g in groups}}
+
+
+def suffix_pass_seconds(scoring, group, images, labels, batch_size) -> float:
+    """The fastest of two passes (after a warm-up pass) of one trial's suffix over the
+    images, at the engine's batch size, on cached frontier tensors: what the network costs
+    a trial of `group` on this machine, where the floor assumes the whole model's rate.
+    Timed on the first SUFFIX_IMAGES images at most (their frontiers are all held) and
+    scaled to all of them."""
+    import keras
+    import tensorflow as tf
+
+    from replication.run.graph import cut_before
+    from replication.run.scoring import topk_correct
+
+    def compiled(sources, targets):
+        inner = keras.Model(sources, targets)
+        return tf.function(lambda *xs: tf.nest.flatten(inner(list(xs) if len(xs) > 1 else xs[0], training=False)),
+                           input_signature=[tf.TensorSpec(t.shape, t.dtype) for t in sources], autograph=False)
+
+    frontier = cut_before(scoring, group)
+    prefix, suffix = compiled(scoring.inputs, frontier), compiled(frontier, scoring.outputs)
+    timed = min(len(labels), SUFFIX_IMAGES)
+    cache = [(prefix(tf.constant(images[s : min(s + batch_size, timed)])), labels[s : min(s + batch_size, timed)])
+             for s in range(0, timed, batch_size)]
+    passes = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for values, y in cache:
+            topk_correct(suffix(*values)[0].numpy(), y)
+        passes.append(time.perf_counter() - t0)
+    return min(passes[1:]) * len(labels) / timed
 
 
 def sweep_worker(args, model, names, dataset, prep, images, labels, report, start) -> dict:
@@ -238,6 +283,11 @@ def sweep_worker(args, model, names, dataset, prep, images, labels, report, star
                       for r in table.itertuples()]
         report["seconds"] = time.perf_counter() - t0
     report["baseline_seconds"] = baseline_seconds
+    report["peak_anonymous_gb"] = args.anonymous.peak / 2**30  # the sweep's, before the measurements below
+    # The rates again in this process, after the sweep: its own speed, which on a shared
+    # host can differ from that of the processes before and after it.
+    groups = [g for g in weight_groups_of(model) if g.name in names]
+    report["in_process"] = measure_rates(model, groups, images, labels, args.batch_size)
     report["counts"] = sorted([str(c[0]), float(c[1]), int(c[2]), round(float(c[3]), 6), round(float(c[4]), 6)]
                               for c in counts)
     report["counters"] = {k: float(v) for k, v in counters.items()}
@@ -260,16 +310,16 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
 
         args.data, args.limit = make_validation_set(folder / "val", args.images), None
 
-    def per_second(rate: dict) -> float:
-        """The whole model's multiply-adds per second in one rate worker's run."""
-        return rate["macs"]["<whole model>"] * rate["images"] / rate["pass_seconds"][0]
+    def per_second(rates: dict, images: int) -> float:
+        """The whole model's multiply-adds per second in one `measure_rates`."""
+        return macs["<whole model>"] * images / rates["pass_seconds"][0]
 
-    # This machine's speed drifts from minute to minute (shared hosts), so the rate is
-    # measured again after every timed run, and each run's floor uses the mean of the rates
-    # measured just before and just after it.
+    # This machine's speed drifts between processes (shared hosts), so the whole model's rate
+    # is measured in a process of its own before and after every timed run, and again inside
+    # the timed run's own process once its sweep has ended.
     first = run_worker("rate", model_arg, weights, args)
     macs, images = first["macs"], first["images"]
-    rates = [per_second(first)]
+    rates = [per_second(first, images)]
     print(f"alexnet: whole model {rates[0] / 1e9:.1f} GMAC/s = {rates[0] / macs['<whole model>']:.0f} images/s "
           f"on {images} cached images", flush=True)
     summary = []
@@ -283,25 +333,39 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         runs, ratio = {}, {}
         for way in ("sweep", "separate"):
             run = runs[way] = run_worker(way, model_arg, weights, args)
-            rates.append(per_second(run_worker("rate", model_arg, weights, args)))
-            rate = (rates[-2] + rates[-1]) / 2
-            floor = floor_macs / rate
-            ratio[way] = run["seconds"] / floor
+            rates.append(per_second(run_worker("rate", model_arg, weights, args), images))
+            own = run["in_process"]
+            floor = {"neighbours": floor_macs / ((rates[-2] + rates[-1]) / 2),
+                     "in process": floor_macs / per_second(own, images)}
+            # In the same process, with each trial's suffix at the rate it runs at there
+            # rather than the whole model's (a dense layer's product on the engine's 64-image
+            # batches runs below the whole model's average rate): what is left above this is
+            # the engine's own work (tracing, first-run set-up, draws, applying edits).
+            floor["suffixes at their rates"] = floor["in process"] + len(LEVELS) * REPEATS * sum(
+                own["suffix_pass_seconds"][n] - macs[n] * images / per_second(own, images) for n in names)
+            ratio[way] = {k: run["seconds"] / v for k, v in floor.items()}
             c = run["counters"]
             passes = c.get("prefix_passes", 0) + c.get("whole_model_passes", 0)
-            print(f"alexnet {layers:15s} {way:8s} {run['seconds']:7.1f} s  floor {floor:5.1f} s  {ratio[way]:5.2f} x "
-                  f"floor  (whole model {rates[-2] / 1e9:.1f} GMAC/s before, {rates[-1] / 1e9:.1f} after)  "
-                  f"prefix passes {passes:g} (cached {c.get('prefix_passes', 0):g} for {len(names)} cut(s), whole "
-                  f"model {c.get('whole_model_passes', 0):g})  draws {c.get('draws', 0):g} for {trials} trials  "
-                  f"peak anonymous {run['peak_anonymous_gb']:.2f} GB", flush=True)
+            suffix_rates = ", ".join(f"{n} {macs[n] * images / own['suffix_pass_seconds'][n] / 1e9:.1f}" for n in names)
+            print(f"alexnet {layers:15s} {way:8s} {run['seconds']:7.1f} s; floor {floor['neighbours']:5.1f} s = "
+                  f"{ratio[way]['neighbours']:4.2f} x (whole model {rates[-2] / 1e9:.1f} GMAC/s before, "
+                  f"{rates[-1] / 1e9:.1f} after); in this process {floor['in process']:5.1f} s = "
+                  f"{ratio[way]['in process']:4.2f} x (whole model {per_second(own, images) / 1e9:.1f} GMAC/s), with "
+                  f"the suffixes at their rates ({suffix_rates} GMAC/s) {floor['suffixes at their rates']:5.1f} s = "
+                  f"{ratio[way]['suffixes at their rates']:4.2f} x; prefix passes {passes:g} (cached "
+                  f"{c.get('prefix_passes', 0):g} for {len(names)} cut(s), whole model "
+                  f"{c.get('whole_model_passes', 0):g}); draws {c.get('draws', 0):g} for {trials} trials; peak anonymous "
+                  f"{run['peak_anonymous_gb']:.2f} GB", flush=True)
         same = runs["sweep"]["counts"] == runs["separate"]["counts"]
         if not same:
             print("counts differ:", [(a, b) for a, b in zip(runs["sweep"]["counts"], runs["separate"]["counts"])
                                      if a != b][:3], flush=True)
         print(f"alexnet {layers:15s} counts identical: {'yes' if same else 'NO'}", flush=True)
         c = runs["sweep"]["counters"]
-        summary.append(f"alexnet {layers}: sweep/floor = {ratio['sweep']:.2f}, separate/floor = "
-                       f"{ratio['separate']:.2f}, sweep/separate = "
+        mine = ratio["sweep"]
+        summary.append(f"alexnet {layers}: sweep/floor = {mine['neighbours']:.2f} (in its own process "
+                       f"{mine['in process']:.2f}, with the suffixes at their rates {mine['suffixes at their rates']:.2f}),"
+                       f" separate/floor = {ratio['separate']['neighbours']:.2f}, sweep/separate = "
                        f"{runs['sweep']['seconds'] / runs['separate']['seconds']:.2f}, prefix passes = "
                        f"{c.get('prefix_passes', 0) + c.get('whole_model_passes', 0):g} for {len(names)} cut(s)")
     return summary
@@ -592,10 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
-        with AnonymousMemoryPeak() as anonymous:
+        with AnonymousMemoryPeak() as args.anonymous:
             report = worker(args)
         report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # Linux: kB
-        report["peak_anonymous_gb"] = anonymous.peak / 2**30
+        report.setdefault("peak_anonymous_gb", args.anonymous.peak / 2**30)
         with open("/proc/self/status") as status:
             hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
         report["peak_resident_gb"] = hwm[0] * 1024 / 2**30 if hwm else None
