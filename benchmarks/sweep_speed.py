@@ -37,7 +37,7 @@ places: in a process of its own before and after each timed run (the floor uses 
 inside the timed run's process once its sweep has ended. That process also times one
 trial's suffix of each layer on its cached frontier at the engine's batch size, and a third
 floor puts each trial's suffix at that rate instead of the whole model's: a dense layer's
-product on 64 rows runs below the whole model's average rate, so what is left above this
+product on the engine's batches can run below the whole model's average rate, so what is left above this
 floor is the engine's own work (tracing, first-run set-up, draws, applying edits). It
 prints sweep/floor for each, separate/floor, the prefix passes computed (the engine's
 counters; 1 per distinct cut) and the draws. With
@@ -81,7 +81,7 @@ WAYS = ("naive", "decoded", "optimised")
 LEVELS = (0.2, 0.5, 0.8)
 REPEATS = 2
 KIND = "synapse"
-SUFFIX_IMAGES = 1300  # images a suffix rate is timed on (see suffix_pass_seconds)
+SUFFIX_IMAGES = 1300  # at most, the images a suffix rate is timed on (see suffix_pass_seconds)
 
 
 def default_data() -> Path:
@@ -200,7 +200,9 @@ def measure_rates(model, groups, images, labels, batch_size) -> dict:
     ("pass_seconds", the last two passes, fastest first), and one trial's suffix of each of
     `groups` ("suffix_pass_seconds"). Each batch is made a tensor before its clock starts,
     so the rate is the network's alone, without the copy a host array's batch costs on its
-    way in; one batch at a time, so that memory-mapped images are not all read into RAM."""
+    way in; the whole model takes one batch at a time, so that memory-mapped images are not
+    all read into RAM, while a suffix's timing holds the frontiers of up to SUFFIX_IMAGES
+    images (outside --memory-gb)."""
     import tensorflow as tf
 
     from replication.run.scoring import scores_model, topk_correct
@@ -225,8 +227,8 @@ def suffix_pass_seconds(scoring, group, images, labels, batch_size) -> float:
     """The fastest of two passes (after a warm-up pass) of one trial's suffix over the
     images, at the engine's batch size, on cached frontier tensors: what the network costs
     a trial of `group` on this machine, where the floor assumes the whole model's rate.
-    Timed on the first SUFFIX_IMAGES images at most (their frontiers are all held) and
-    scaled to all of them."""
+    Timed on all the images up to SUFFIX_IMAGES, else on the whole batches within
+    SUFFIX_IMAGES (their frontiers are all held), and scaled to all of them."""
     import keras
     import tensorflow as tf
 
@@ -240,7 +242,7 @@ def suffix_pass_seconds(scoring, group, images, labels, batch_size) -> float:
 
     frontier = cut_before(scoring, group)
     prefix, suffix = compiled(scoring.inputs, frontier), compiled(frontier, scoring.outputs)
-    timed = min(len(labels), SUFFIX_IMAGES)
+    timed = len(labels) if len(labels) <= SUFFIX_IMAGES else SUFFIX_IMAGES // batch_size * batch_size
     cache = [(prefix(tf.constant(images[s : min(s + batch_size, timed)])), labels[s : min(s + batch_size, timed)])
              for s in range(0, timed, batch_size)]
     passes = []
@@ -338,8 +340,8 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
             floor = {"neighbours": floor_macs / ((rates[-2] + rates[-1]) / 2),
                      "in process": floor_macs / per_second(own, images)}
             # In the same process, with each trial's suffix at the rate it runs at there
-            # rather than the whole model's (a dense layer's product on the engine's 64-image
-            # batches runs below the whole model's average rate): what is left above this is
+            # rather than the whole model's (a dense layer's product on the engine's batches can
+            # run below the whole model's average rate): what is left above this is
             # the engine's own work (tracing, first-run set-up, draws, applying edits).
             floor["suffixes at their rates"] = floor["in process"] + len(LEVELS) * REPEATS * sum(
                 own["suffix_pass_seconds"][n] - macs[n] * images / per_second(own, images) for n in names)
