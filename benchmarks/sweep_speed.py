@@ -33,16 +33,16 @@ be avoided: one pass over the layers below the first perturbed layer, the baseli
 suffix from there (together: one pass of the whole model) and each trial's suffix, at the
 whole model's measured rate on cached images (each batch made a tensor before its clock
 starts). As this machine's speed drifts between processes, the rate is measured in two
-places: in a process of its own before and after each timed run (the floor uses their mean), and
-inside the timed run's process once its sweep has ended. That process also times one
-trial's suffix of each layer on its cached frontier at the engine's batch size, and a third
-floor puts each trial's suffix at that rate instead of the whole model's: a dense layer's
-product on the engine's batches can run below the whole model's average rate, so what is left above this
-floor is the engine's own work (tracing, first-run set-up, draws, applying edits). It
-prints sweep/floor for each, separate/floor, the prefix passes computed (the engine's
-counters; 1 per distinct cut) and the draws. With
---images N it runs on N links to the shared images (as --memory does), to show how the
-sweep's fixed costs (tracing, the first batch's set-up) shrink against the floor as N grows.
+places: in a process of its own before and after each timed run (the floor uses their
+mean), and inside the timed run's process once its sweep has ended. That process also
+times one trial's suffix of each layer on its cached frontier at the engine's batch size,
+and a third floor puts each trial's suffix at that rate instead of the whole model's: a
+dense layer's product on the engine's batches can run below the whole model's average
+rate, so what is left above this floor is the engine's own work (tracing, first-run
+set-up, draws, applying edits). It prints sweep/floor for each, separate/floor, the prefix
+passes computed (the engine's counters; 1 per distinct cut) and the draws. With --images N
+it runs on N links to the shared images (as --memory does), to show how the sweep's fixed
+costs (tracing, the first batch's set-up) shrink against the floor as N grows.
 
 --memory runs one conv_2 sweep (the baseline and one trial) per --memory-gb bound, each in
 its own process, on a validation set of --images links to the shared images (image i is
@@ -205,18 +205,18 @@ def measure_rates(model, groups, images, labels, batch_size) -> dict:
     images (outside --memory-gb)."""
     import tensorflow as tf
 
+    from replication.run import engine
     from replication.run.scoring import scores_model, topk_correct
 
     scoring = scores_model(model)
-    forward = tf.function(lambda x: scoring(x, training=False), input_signature=[tf.TensorSpec((None, 227, 227, 3))],
-                          autograph=False)
+    forward = engine._compiled(scoring)  # traced as the engine traces its own functions
     passes = []
     for _ in range(3):
         seconds = 0.0
         for s in range(0, len(labels), batch_size):
             x, y = tf.constant(images[s : s + batch_size]), labels[s : s + batch_size]
             t0 = time.perf_counter()
-            topk_correct(forward(x).numpy(), y)
+            topk_correct(forward(x)[0].numpy(), y)
             seconds += time.perf_counter() - t0
         passes.append(seconds)
     return {"pass_seconds": sorted(passes[1:]),
@@ -229,19 +229,15 @@ def suffix_pass_seconds(scoring, group, images, labels, batch_size) -> float:
     a trial of `group` on this machine, where the floor assumes the whole model's rate.
     Timed on all the images up to SUFFIX_IMAGES, else on the whole batches within
     SUFFIX_IMAGES (their frontiers are all held), and scaled to all of them."""
-    import keras
     import tensorflow as tf
 
+    from replication.run import engine
     from replication.run.graph import cut_before
     from replication.run.scoring import topk_correct
 
-    def compiled(sources, targets):
-        inner = keras.Model(sources, targets)
-        return tf.function(lambda *xs: tf.nest.flatten(inner(list(xs) if len(xs) > 1 else xs[0], training=False)),
-                           input_signature=[tf.TensorSpec(t.shape, t.dtype) for t in sources], autograph=False)
-
     frontier = cut_before(scoring, group)
-    prefix, suffix = compiled(scoring.inputs, frontier), compiled(frontier, scoring.outputs)
+    # The engine's own functions from the images to the frontier and from there to the scores.
+    prefix, suffix = engine._bridge(scoring.inputs, frontier), engine._bridge(frontier, scoring.outputs)
     timed = len(labels) if len(labels) <= SUFFIX_IMAGES else SUFFIX_IMAGES // batch_size * batch_size
     cache = [(prefix(tf.constant(images[s : min(s + batch_size, timed)])), labels[s : min(s + batch_size, timed)])
              for s in range(0, timed, batch_size)]
@@ -285,7 +281,7 @@ def sweep_worker(args, model, names, dataset, prep, images, labels, report, star
                       for r in table.itertuples()]
         report["seconds"] = time.perf_counter() - t0
     report["baseline_seconds"] = baseline_seconds
-    report["peak_anonymous_gb"] = args.anonymous.peak / 2**30  # the sweep's, before the measurements below
+    record_peaks(report, args.anonymous)  # the sweep's, before the measurements below
     # The rates again in this process, after the sweep: its own speed, which on a shared
     # host can differ from that of the processes before and after it.
     groups = [g for g in weight_groups_of(model) if g.name in names]
@@ -655,16 +651,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def record_peaks(report: dict, anonymous) -> None:
+    """This process's peak memory so far, three ways, unless `report` already has them:
+    ru_maxrss, the sampled anonymous peak and VmHWM (which also counts memory-mapped
+    images' pages)."""
+    report.setdefault("peak_rss_gb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30)  # Linux: kB
+    report.setdefault("peak_anonymous_gb", anonymous.peak / 2**30)
+    with open("/proc/self/status") as status:
+        hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
+    report.setdefault("peak_resident_gb", hwm[0] * 1024 / 2**30 if hwm else None)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
         with AnonymousMemoryPeak() as args.anonymous:
             report = worker(args)
-        report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # Linux: kB
-        report.setdefault("peak_anonymous_gb", args.anonymous.peak / 2**30)
-        with open("/proc/self/status") as status:
-            hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
-        report["peak_resident_gb"] = hwm[0] * 1024 / 2**30 if hwm else None
+        record_peaks(report, args.anonymous)
         print(json.dumps(report))
         return 0
     if args.check_dense_batching:
