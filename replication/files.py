@@ -1,4 +1,4 @@
-"""File helpers: atomic outputs, exclusive locks and content hashes."""
+"""File helpers: atomic outputs, exclusive locks, content hashes and reading HDF5 weight files."""
 
 import contextlib
 import fcntl
@@ -8,6 +8,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import h5py
 
 from replication.errors import ReplicationError
 
@@ -165,3 +167,31 @@ def file_digest(path, algorithm="sha256", chunk=1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def open_weight_file(path, expected: str):
+    """An HDF5 weight file opened for reading.
+
+    Args:
+        path: the file.
+        expected: what the file should be, for the message when it is not HDF5.
+
+    Yields:
+        The open h5py.File. A missing file, a file that is not HDF5, and h5py's errors on a
+        truncated or damaged one (raised while it is read inside the `with`) are a
+        ReplicationError naming the file; a ReplicationError raised inside passes through.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReplicationError(path, "no such weight file")
+    if not h5py.is_hdf5(path):
+        raise ReplicationError(path, f"not an HDF5 file; expected {expected}")
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except ReplicationError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        # h5py reports truncation and damaged metadata as OSError/KeyError.
+        raise ReplicationError(path, f"damaged or truncated weight file ({err})") from err

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from replication.errors import ReplicationError
+from replication.files import open_weight_file
 
 FORMAT = "replication-caffe-hdf5"
 FORMAT_VERSION = 1
@@ -47,27 +48,17 @@ class CaffeBlobs(NamedTuple):
 def read_weights(h5_path) -> dict[str, CaffeBlobs]:
     """Caffe layer name -> (type, blobs) from a converter HDF5 file, in network order."""
     path = Path(h5_path)
-    if not path.is_file():
-        raise ReplicationError(path, "no such weight file")
-    if not h5py.is_hdf5(path):
-        raise ReplicationError(path, "not an HDF5 file (expected the output of python -m replication.convert)")
-    try:
-        with h5py.File(path, "r") as f:
-            found = f.attrs.get("format")
-            if found != FORMAT:
-                raise ReplicationError(
-                    path, f"HDF5 file is not a converted Caffe model (format attribute {found!r}, expected {FORMAT!r})"
-                )
-            version = int(f.attrs.get("format_version", -1))
-            if version != FORMAT_VERSION:
-                raise ReplicationError(path, f"format_version {version}, but this reader knows {FORMAT_VERSION}")
-            groups = sorted(f.values(), key=lambda group: int(group.attrs["index"]))
-            return {g.attrs["caffe_name"]: CaffeBlobs(str(g.attrs["type"]), _blobs(g)) for g in groups}
-    except ReplicationError:
-        raise
-    except (OSError, KeyError, ValueError) as err:
-        # h5py reports truncation and damaged metadata as OSError/KeyError.
-        raise ReplicationError(path, f"damaged or truncated weight file ({err})") from err
+    with open_weight_file(path, "the output of python -m replication.convert") as f:
+        found = f.attrs.get("format")
+        if found != FORMAT:
+            raise ReplicationError(
+                path, f"HDF5 file is not a converted Caffe model (format attribute {found!r}, expected {FORMAT!r})"
+            )
+        version = int(f.attrs.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise ReplicationError(path, f"format_version {version}, but this reader knows {FORMAT_VERSION}")
+        groups = sorted(f.values(), key=lambda group: int(group.attrs["index"]))
+        return {g.attrs["caffe_name"]: CaffeBlobs(str(g.attrs["type"]), _blobs(g)) for g in groups}
 
 
 def _blobs(group: h5py.Group) -> list[np.ndarray]:

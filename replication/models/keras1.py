@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from replication.errors import ReplicationError
+from replication.files import open_weight_file
 from replication.models.groups import WeightGroup, group_layers, weight_groups
 
 if TYPE_CHECKING:  # keras (and TensorFlow) load only when a model is built or loaded
@@ -147,21 +148,11 @@ def read_keras1_weights(path) -> dict[str, LayerWeights]:
         ReplicationError naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ReplicationError(path, "no such weight file")
-    if not h5py.is_hdf5(path):
-        raise ReplicationError(path, f"not an HDF5 file; expected {_WANTED}")
-    try:
-        with h5py.File(path, "r") as f:
-            root = _weights_root(f)
-            _check_origin(path, f, root)
-            return {name: [(weight, array.astype(np.float32, copy=False)) for weight, array in weights]
-                    for name, weights in listed_weights(path, root)}
-    except ReplicationError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        # h5py reports truncation and damaged metadata as OSError/KeyError.
-        raise ReplicationError(path, f"damaged or truncated weight file ({err})") from err
+    with open_weight_file(path, _WANTED) as f:
+        root = _weights_root(f)
+        _check_origin(path, f, root)
+        return {name: [(weight, array.astype(np.float32, copy=False)) for weight, array in weights]
+                for name, weights in listed_weights(path, root)}
 
 
 def keras3_arrays(layer, group: WeightGroup, weights: LayerWeights, source) -> list[np.ndarray]:

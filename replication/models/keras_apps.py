@@ -41,7 +41,7 @@ import h5py
 import numpy as np
 
 from replication.errors import ReplicationError
-from replication.files import file_digest
+from replication.files import file_digest, open_weight_file
 from replication.models.groups import WeightGroup, set_weight_groups
 from replication.models.keras1 import listed_weights
 from replication.models.registry import register_model
@@ -203,27 +203,17 @@ def read_keras_weights(path) -> list[tuple[str, list[np.ndarray]]]:
         naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ReplicationError(path, "no such weight file")
-    if not h5py.is_hdf5(path):
-        raise ReplicationError(path, f"not an HDF5 file; expected {_WANTED}")
-    try:
-        with h5py.File(path, "r") as f:
-            root = f
-            if "layer_names" not in f.attrs and isinstance(f.get("model_weights"), h5py.Group):
-                root = f["model_weights"]
-            if "layer_names" not in root.attrs:
-                if f.attrs.get("format") == "replication-caffe-hdf5":
-                    raise ReplicationError(
-                        path, f"a converted Caffe weight file (for --model alexnet or a .prototxt), not {_WANTED}"
-                    )
-                raise ReplicationError(path, f"HDF5 file without a layer_names attribute; expected {_WANTED}")
-            return [(name, [array for _, array in weights]) for name, weights in listed_weights(path, root)]
-    except ReplicationError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        # h5py reports truncation and damaged metadata as OSError/KeyError.
-        raise ReplicationError(path, f"damaged or truncated weight file ({err})") from err
+    with open_weight_file(path, _WANTED) as f:
+        root = f
+        if "layer_names" not in f.attrs and isinstance(f.get("model_weights"), h5py.Group):
+            root = f["model_weights"]
+        if "layer_names" not in root.attrs:
+            if f.attrs.get("format") == "replication-caffe-hdf5":
+                raise ReplicationError(
+                    path, f"a converted Caffe weight file (for --model alexnet or a .prototxt), not {_WANTED}"
+                )
+            raise ReplicationError(path, f"HDF5 file without a layer_names attribute; expected {_WANTED}")
+        return [(name, [array for _, array in weights]) for name, weights in listed_weights(path, root)]
 
 
 def check_published(path, app: KerasApplication) -> str | None:
