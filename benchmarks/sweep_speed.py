@@ -308,7 +308,7 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
 
         args.data, args.limit = make_validation_set(folder / "val", args.images), None
 
-    def per_second(rates: dict, images: int) -> float:
+    def per_second(rates: dict) -> float:
         """The whole model's multiply-adds per second in one `measure_rates`."""
         return macs["<whole model>"] * images / rates["pass_seconds"][0]
 
@@ -317,30 +317,31 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
     # the timed run's own process once its sweep has ended.
     first = run_worker("rate", model_arg, weights, args)
     macs, images = first["macs"], first["images"]
-    rates = [per_second(first, images)]
+    rates = [per_second(first)]
     print(f"alexnet: whole model {rates[0] / 1e9:.1f} GMAC/s = {rates[0] / macs['<whole model>']:.0f} images/s "
           f"on {images} cached images", flush=True)
     summary = []
     for layers in [entry for entry in args.sweeps.split(";") if entry]:
         args.layers = layers
         names = layers.split(",")
-        trials = len(LEVELS) * REPEATS * len(names)
+        per_layer = len(LEVELS) * REPEATS  # trials of each layer
+        trials = per_layer * len(names)
         # One pass of the whole model (the first layer's prefix, shared, and the baseline's
         # suffix) and each trial's suffix.
-        floor_macs = (macs["<whole model>"] + sum(macs[n] for n in names) * len(LEVELS) * REPEATS) * images
+        floor_macs = (macs["<whole model>"] + sum(macs[n] for n in names) * per_layer) * images
         runs, ratio = {}, {}
         for way in ("sweep", "separate"):
             run = runs[way] = run_worker(way, model_arg, weights, args)
-            rates.append(per_second(run_worker("rate", model_arg, weights, args), images))
+            rates.append(per_second(run_worker("rate", model_arg, weights, args)))
             own = run["in_process"]
-            floor = {"neighbours": floor_macs / ((rates[-2] + rates[-1]) / 2),
-                     "in process": floor_macs / per_second(own, images)}
+            own_rate = per_second(own)
+            floor = {"neighbours": floor_macs / ((rates[-2] + rates[-1]) / 2), "in process": floor_macs / own_rate}
             # In the same process, with each trial's suffix at the rate it runs at there
             # rather than the whole model's (a dense layer's product on the engine's batches can
             # run below the whole model's average rate): what is left above this is
             # the engine's own work (tracing, first-run set-up, draws, applying edits).
-            floor["suffixes at their rates"] = floor["in process"] + len(LEVELS) * REPEATS * sum(
-                own["suffix_pass_seconds"][n] - macs[n] * images / per_second(own, images) for n in names)
+            floor["suffixes at their rates"] = floor["in process"] + per_layer * sum(
+                own["suffix_pass_seconds"][n] - macs[n] * images / own_rate for n in names)
             ratio[way] = {k: run["seconds"] / v for k, v in floor.items()}
             c = run["counters"]
             passes = c.get("prefix_passes", 0) + c.get("whole_model_passes", 0)
@@ -348,7 +349,7 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
             print(f"alexnet {layers:15s} {way:8s} {run['seconds']:7.1f} s; floor {floor['neighbours']:5.1f} s = "
                   f"{ratio[way]['neighbours']:4.2f} x (whole model {rates[-2] / 1e9:.1f} GMAC/s before, "
                   f"{rates[-1] / 1e9:.1f} after); in this process {floor['in process']:5.1f} s = "
-                  f"{ratio[way]['in process']:4.2f} x (whole model {per_second(own, images) / 1e9:.1f} GMAC/s), with "
+                  f"{ratio[way]['in process']:4.2f} x (whole model {own_rate / 1e9:.1f} GMAC/s), with "
                   f"the suffixes at their rates ({suffix_rates} GMAC/s) {floor['suffixes at their rates']:5.1f} s = "
                   f"{ratio[way]['suffixes at their rates']:4.2f} x; prefix passes {passes:g} (cached "
                   f"{c.get('prefix_passes', 0):g} for {len(names)} cut(s), whole model "
