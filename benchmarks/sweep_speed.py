@@ -223,6 +223,12 @@ def measure_rates(model, groups, images, labels, batch_size) -> dict:
             "suffix_pass_seconds": {g.name: suffix_pass_seconds(scoring, g, images, labels, batch_size) for g in groups}}
 
 
+def whole_model_rate(macs: dict, images: int, rates: dict) -> float:
+    """The whole model's multiply-adds per second in one `measure_rates` result, from its
+    fastest pass over `images` images."""
+    return macs["<whole model>"] * images / rates["pass_seconds"][0]
+
+
 def suffix_pass_seconds(scoring, group, images, labels, batch_size) -> float:
     """The fastest of two passes (after a warm-up pass) of one trial's suffix over the
     images, at the engine's batch size, on cached frontier tensors: what the network costs
@@ -308,16 +314,12 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
 
         args.data, args.limit = make_validation_set(folder / "val", args.images), None
 
-    def per_second(rates: dict) -> float:
-        """The whole model's multiply-adds per second in one `measure_rates`."""
-        return macs["<whole model>"] * images / rates["pass_seconds"][0]
-
     # This machine's speed drifts between processes (shared hosts), so the whole model's rate
     # is measured in a process of its own before and after every timed run, and again inside
     # the timed run's own process once its sweep has ended.
     first = run_worker("rate", model_arg, weights, args)
     macs, images = first["macs"], first["images"]
-    rates = [per_second(first)]
+    rates = [whole_model_rate(macs, images, first)]
     print(f"alexnet: whole model {rates[0] / 1e9:.1f} GMAC/s = {rates[0] / macs['<whole model>']:.0f} images/s "
           f"on {images} cached images", flush=True)
     summary = []
@@ -332,9 +334,9 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         runs, ratio = {}, {}
         for way in ("sweep", "separate"):
             run = runs[way] = run_worker(way, model_arg, weights, args)
-            rates.append(per_second(run_worker("rate", model_arg, weights, args)))
+            rates.append(whole_model_rate(macs, images, run_worker("rate", model_arg, weights, args)))
             own = run["in_process"]
-            own_rate = per_second(own)
+            own_rate = whole_model_rate(macs, images, own)
             floor = {"neighbours": floor_macs / ((rates[-2] + rates[-1]) / 2), "in process": floor_macs / own_rate}
             # In the same process, with each trial's suffix at the rate it runs at there
             # rather than the whole model's (a dense layer's product on the engine's batches can
@@ -448,7 +450,7 @@ def benchmark_model(name: str, folder: Path, args) -> str:
               f"({run['trials']} trials x {run['images']} images, decoding {run['decode_seconds']:.1f} s)", flush=True)
     rate = run_worker("rate", model_arg, weights, args)
     macs, images = rate["macs"], rate["images"]
-    per_second = macs["<whole model>"] * images / rate["pass_seconds"][0]
+    per_second = whole_model_rate(macs, images, rate)
     some = next(iter(runs.values()))
     floor = sum(macs[layer] * images / per_second for layer, *_ in some["counts"])
     print(f"{name:10s} floor     {floor:8.1f} s  (whole model {per_second / 1e9:.1f} GMAC/s = "
