@@ -22,6 +22,7 @@ Usage:
     python benchmarks/sweep_speed.py --check-dense-batching
     python benchmarks/sweep_speed.py --host-work [--models alexnet] [--gpu-gmacs 15000]
     python benchmarks/sweep_speed.py --sweep [--sweeps "dense_1;conv_2,dense_1"] [--limit N | --images N]
+    python benchmarks/sweep_speed.py --sweep --sweeps dense_1 --images 50000 --no-separate --memory-gb 4 --cache-dir DIR
     python benchmarks/sweep_speed.py --memory [--bounds 2,4,8] [--images 2600]
 
 --sweep times a sweep as users run it (`run.sweep.run_sweep`: the unperturbed baseline and
@@ -42,7 +43,10 @@ rate, so what is left above this floor is the engine's own work (tracing, first-
 set-up, draws, applying edits). It prints sweep/floor for each, separate/floor, the prefix
 passes computed (the engine's counters; 1 per distinct cut) and the draws. With --images N
 it runs on N links to the shared images (as --memory does), to show how the sweep's fixed
-costs (tracing, the first batch's set-up) shrink against the floor as N grows.
+costs (tracing, the first batch's set-up) shrink against the floor as N grows. At a paper
+scale give --cache-dir (the decoded images are memory-mapped from it when they exceed
+--memory-gb) and --no-separate (the separate way takes twice as long again); the whole
+model's rate is timed on the first RATE_IMAGES images.
 
 --memory runs one conv_2 sweep (the baseline and one trial) per --memory-gb bound, each in
 its own process, on a validation set of --images links to the shared images (image i is
@@ -82,6 +86,7 @@ LEVELS = (0.2, 0.5, 0.8)
 REPEATS = 2
 KIND = "synapse"
 SUFFIX_IMAGES = 1300  # at most, the images a suffix rate is timed on (see suffix_pass_seconds)
+RATE_IMAGES = 6500  # at most, the images the whole model's rate is timed on (see measure_rates)
 
 
 def default_data() -> Path:
@@ -197,12 +202,15 @@ def worker(args) -> dict:
 
 def measure_rates(model, groups, images, labels, batch_size) -> dict:
     """This machine's speed: the whole model on cached images, after one warm-up pass
-    ("pass_seconds", the last two passes, fastest first), and one trial's suffix of each of
-    `groups` ("suffix_pass_seconds"). Each batch is made a tensor before its clock starts,
-    so the rate is the network's alone, without the copy a host array's batch costs on its
-    way in; the whole model takes one batch at a time, so that memory-mapped images are not
-    all read into RAM, while a suffix's timing holds the frontiers of up to SUFFIX_IMAGES
-    images (outside --memory-gb)."""
+    ("pass_seconds", the last two passes, fastest first, scaled to all the images), and one
+    trial's suffix of each of `groups` ("suffix_pass_seconds"). Each batch is made a tensor
+    before its clock starts, so the rate is the network's alone, without the copy a host
+    array's batch costs on its way in. The whole model is timed on all the images up to
+    RATE_IMAGES, else on the whole batches within RATE_IMAGES: a rate needs no more, and
+    three passes over a paper-scale set would take longer than the sweep they measure. It
+    takes one batch at a time, so that memory-mapped images are not all read into RAM,
+    while a suffix's timing holds the frontiers of up to SUFFIX_IMAGES images (outside
+    --memory-gb)."""
     import tensorflow as tf
 
     from replication.run import engine
@@ -210,15 +218,17 @@ def measure_rates(model, groups, images, labels, batch_size) -> dict:
 
     scoring = scores_model(model)
     forward = engine._compiled(scoring)  # traced as the engine traces its own functions
+    timed = len(labels) if len(labels) <= RATE_IMAGES else RATE_IMAGES // batch_size * batch_size
     passes = []
     for _ in range(3):
         seconds = 0.0
-        for s in range(0, len(labels), batch_size):
-            x, y = tf.constant(images[s : s + batch_size]), labels[s : s + batch_size]
+        for s in range(0, timed, batch_size):
+            end = min(s + batch_size, timed)
+            x, y = tf.constant(images[s:end]), labels[s:end]
             t0 = time.perf_counter()
             topk_correct(forward(x)[0].numpy(), y)
             seconds += time.perf_counter() - t0
-        passes.append(seconds)
+        passes.append(seconds * len(labels) / timed)
     return {"pass_seconds": sorted(passes[1:]),
             "suffix_pass_seconds": {g.name: suffix_pass_seconds(scoring, g, images, labels, batch_size) for g in groups}}
 
@@ -332,7 +342,7 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         # suffix) and each trial's suffix.
         floor_macs = (macs["<whole model>"] + sum(macs[n] for n in names) * per_layer) * images
         runs, ratio = {}, {}
-        for way in ("sweep", "separate"):
+        for way in ("sweep",) if args.no_separate else ("sweep", "separate"):
             run = runs[way] = run_worker(way, model_arg, weights, args)
             rates.append(whole_model_rate(macs, images, run_worker("rate", model_arg, weights, args)))
             own = run["in_process"]
@@ -357,17 +367,21 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
                   f"{c.get('prefix_passes', 0):g} for {len(names)} cut(s), whole model "
                   f"{c.get('whole_model_passes', 0):g}); draws {c.get('draws', 0):g} for {trials} trials; peak anonymous "
                   f"{run['peak_anonymous_gb']:.2f} GB", flush=True)
-        same = runs["sweep"]["counts"] == runs["separate"]["counts"]
-        if not same:
-            print("counts differ:", [(a, b) for a, b in zip(runs["sweep"]["counts"], runs["separate"]["counts"])
-                                     if a != b][:3], flush=True)
-        print(f"alexnet {layers:15s} counts identical: {'yes' if same else 'NO'}", flush=True)
+        if "separate" in runs:
+            same = runs["sweep"]["counts"] == runs["separate"]["counts"]
+            if not same:
+                print("counts differ:", [(a, b) for a, b in zip(runs["sweep"]["counts"], runs["separate"]["counts"])
+                                         if a != b][:3], flush=True)
+            print(f"alexnet {layers:15s} counts identical: {'yes' if same else 'NO'}", flush=True)
+            against = (f", separate/floor = {ratio['separate']['neighbours']:.2f}, sweep/separate = "
+                       f"{runs['sweep']['seconds'] / runs['separate']['seconds']:.2f}")
+        else:
+            against = " (the separate way not run: counts not compared)"
         c = runs["sweep"]["counters"]
         mine = ratio["sweep"]
         summary.append(f"alexnet {layers}: sweep/floor = {mine['neighbours']:.2f} (in its own process "
-                       f"{mine['in process']:.2f}, with the suffixes at their rates {mine['suffixes at their rates']:.2f}),"
-                       f" separate/floor = {ratio['separate']['neighbours']:.2f}, sweep/separate = "
-                       f"{runs['sweep']['seconds'] / runs['separate']['seconds']:.2f}, prefix passes = "
+                       f"{mine['in process']:.2f}, with the suffixes at their rates {mine['suffixes at their rates']:.2f})"
+                       f"{against}, prefix passes = "
                        f"{c.get('prefix_passes', 0) + c.get('whole_model_passes', 0):g} for {len(names)} cut(s)")
     return summary
 
@@ -641,6 +655,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only time whole sweeps (run_sweep: baseline + trials) against their floor")
     parser.add_argument("--sweeps", default="dense_1;conv_2,dense_1",
                         help="for --sweep: the layers of each sweep, sweeps separated by ';'")
+    parser.add_argument("--no-separate", action="store_true",
+                        help="for --sweep: time run_sweep alone, not also the separate way (whose run is also "
+                             "the check that the counts are the same)")
     parser.add_argument("--memory", action="store_true",
                         help="only measure a conv_2 sweep's peak anonymous memory at each of --bounds")
     parser.add_argument("--bounds", default="2,4,8", help="for --memory: --memory-gb values, comma-separated")
