@@ -45,8 +45,8 @@ passes computed (the engine's counters; 1 per distinct cut) and the draws. With 
 it runs on N links to the shared images (as --memory does), to show how the sweep's fixed
 costs (tracing, the first batch's set-up) shrink against the floor as N grows. At a paper
 scale give --cache-dir (the decoded images are memory-mapped from it when they exceed
---memory-gb) and --no-separate (the separate way takes twice as long again); the whole
-model's rate is timed on the first RATE_IMAGES images.
+--memory-gb) and --no-separate (the separate way takes longer than the sweep); the whole
+model's rate is timed on the whole batches within the first RATE_IMAGES images.
 
 --memory runs one conv_2 sweep (the baseline and one trial) per --memory-gb bound, each in
 its own process, on a validation set of --images links to the shared images (image i is
@@ -218,7 +218,7 @@ def measure_rates(model, groups, images, labels, batch_size) -> dict:
 
     scoring = scores_model(model)
     forward = engine._compiled(scoring)  # traced as the engine traces its own functions
-    timed = len(labels) if len(labels) <= RATE_IMAGES else RATE_IMAGES // batch_size * batch_size
+    timed = len(labels) if len(labels) <= RATE_IMAGES else max(RATE_IMAGES // batch_size, 1) * batch_size
     passes = []
     for _ in range(3):
         seconds = 0.0
@@ -229,7 +229,7 @@ def measure_rates(model, groups, images, labels, batch_size) -> dict:
             topk_correct(forward(x)[0].numpy(), y)
             seconds += time.perf_counter() - t0
         passes.append(seconds * len(labels) / timed)
-    return {"pass_seconds": sorted(passes[1:]),
+    return {"pass_seconds": sorted(passes[1:]), "timed_images": timed,
             "suffix_pass_seconds": {g.name: suffix_pass_seconds(scoring, g, images, labels, batch_size) for g in groups}}
 
 
@@ -254,7 +254,7 @@ def suffix_pass_seconds(scoring, group, images, labels, batch_size) -> float:
     frontier = cut_before(scoring, group)
     # The engine's own functions from the images to the frontier and from there to the scores.
     prefix, suffix = engine._bridge(scoring.inputs, frontier), engine._bridge(frontier, scoring.outputs)
-    timed = len(labels) if len(labels) <= SUFFIX_IMAGES else SUFFIX_IMAGES // batch_size * batch_size
+    timed = len(labels) if len(labels) <= SUFFIX_IMAGES else max(SUFFIX_IMAGES // batch_size, 1) * batch_size
     cache = [(prefix(tf.constant(images[s : min(s + batch_size, timed)])), labels[s : min(s + batch_size, timed)])
              for s in range(0, timed, batch_size)]
     passes = []
@@ -315,8 +315,8 @@ def weight_groups_of(model):
 
 
 def sweep_benchmark(folder: Path, args) -> list[str]:
-    """Per --sweeps entry: run_sweep and the separate way, each in its own process, against
-    the floor; returns one summary line per sweep."""
+    """Per --sweeps entry: run_sweep and (unless --no-separate) the separate way, each in its
+    own process, against the floor; returns one summary line per sweep."""
     model_arg, weights = prepare_weights("alexnet", folder)
     if args.images:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -331,7 +331,7 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
     macs, images = first["macs"], first["images"]
     rates = [whole_model_rate(macs, images, first)]
     print(f"alexnet: whole model {rates[0] / 1e9:.1f} GMAC/s = {rates[0] / macs['<whole model>']:.0f} images/s "
-          f"on {images} cached images", flush=True)
+          f"on {images} cached images (timed on {first['timed_images']})", flush=True)
     summary = []
     for layers in [entry for entry in args.sweeps.split(";") if entry]:
         args.layers = layers
