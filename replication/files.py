@@ -9,8 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import h5py
-
 from replication.errors import ReplicationError
 
 
@@ -182,6 +180,10 @@ def open_weight_file(path, expected: str):
         truncated or damaged one (raised while it is read inside the `with`) are a
         ReplicationError naming the file; a ReplicationError raised inside passes through.
     """
+    # Imported here, not at the top: the modules that want only locks and atomic outputs
+    # (the results table, Slurm, shards) would otherwise load h5py for nothing.
+    import h5py
+
     path = Path(path)
     if not path.is_file():
         raise ReplicationError(path, "no such weight file")
