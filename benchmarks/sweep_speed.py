@@ -200,6 +200,12 @@ def worker(args) -> dict:
     return report
 
 
+def timed_images(images: int, cap: int, batch_size: int) -> int:
+    """How many of `images` a rate is timed on: all of them up to `cap`, else the whole
+    batches within `cap` (at least one)."""
+    return images if images <= cap else max(cap // batch_size, 1) * batch_size
+
+
 def measure_rates(model, groups, images, labels, batch_size) -> dict:
     """This machine's speed: the whole model on cached images, after one warm-up pass
     ("pass_seconds", the last two passes, fastest first, scaled to all the images), and one
@@ -218,7 +224,7 @@ def measure_rates(model, groups, images, labels, batch_size) -> dict:
 
     scoring = scores_model(model)
     forward = engine._compiled(scoring)  # traced as the engine traces its own functions
-    timed = len(labels) if len(labels) <= RATE_IMAGES else max(RATE_IMAGES // batch_size, 1) * batch_size
+    timed = timed_images(len(labels), RATE_IMAGES, batch_size)
     passes = []
     for _ in range(3):
         seconds = 0.0
@@ -254,7 +260,7 @@ def suffix_pass_seconds(scoring, group, images, labels, batch_size) -> float:
     frontier = cut_before(scoring, group)
     # The engine's own functions from the images to the frontier and from there to the scores.
     prefix, suffix = engine._bridge(scoring.inputs, frontier), engine._bridge(frontier, scoring.outputs)
-    timed = len(labels) if len(labels) <= SUFFIX_IMAGES else max(SUFFIX_IMAGES // batch_size, 1) * batch_size
+    timed = timed_images(len(labels), SUFFIX_IMAGES, batch_size)
     cache = [(prefix(tf.constant(images[s : min(s + batch_size, timed)])), labels[s : min(s + batch_size, timed)])
              for s in range(0, timed, batch_size)]
     passes = []
