@@ -388,6 +388,7 @@ def test_missing_image_found_after_listing_is_named(damaged):
 def test_load_arrays_in_memory_equals_the_pipeline(few):
     images, labels = data.load_arrays(few, PIXEL, memory_gb=1)
     assert type(images) is np.ndarray
+    assert images.ctypes.data % 64 == 0  # so that TensorFlow computes on its batches in place
     expected_images, expected_labels = decoded(few, PIXEL)
     assert np.array_equal(images, expected_images) and np.array_equal(labels, expected_labels)
 

@@ -139,6 +139,38 @@ def test_logits_through_a_fire_module_cut_match_the_whole_model(squeezenet, vali
     np.testing.assert_allclose(through_cut, whole, rtol=1e-4, atol=1e-4 * np.abs(whole).max())
 
 
+# --- batches into TensorFlow -------------------------------------------------------------------
+
+
+def test_an_aligned_batch_is_shared_with_tensorflow_and_never_written(images):
+    """load_arrays aligns its images so that a batch reaches TensorFlow without a copy; the
+    network's ops then read the array itself and must not write into it. Unaligned and
+    read-only batches are copied; either way the tensor holds the same values."""
+    if not engine._share_host_arrays():
+        pytest.skip("with a GPU, batches are copied to it, not shared")
+    import tensorflow as tf
+
+    assert images.ctypes.data % 64 == 0
+    batch = images[:16]
+    before = batch.copy()
+    shared = engine._batch_tensor(batch)
+    assert np.shares_memory(np.asarray(shared), batch)
+    # Elementwise ops are those that may reuse an input's buffer for their output.
+    out = tf.function(lambda x: tf.nn.relu(x * 2.0 - 1.0))(shared)
+    eager = tf.nn.relu(shared * 2.0 - 1.0)
+    assert np.array_equal(batch, before)
+    np.testing.assert_array_equal(out.numpy(), np.maximum(before * 2.0 - 1.0, 0.0))
+    np.testing.assert_array_equal(eager.numpy(), out.numpy())
+
+    read_only = images[:16].copy()
+    read_only.setflags(write=False)
+    for other in (images[1:9], read_only, images[:16].astype(np.float64)):  # 227 x 227 x 3 x 4 bytes: not aligned
+        copied = engine._batch_tensor(other)
+        assert not np.shares_memory(np.asarray(copied), other)
+        np.testing.assert_array_equal(copied.numpy(), other)
+    assert engine._batch_tensor(shared) is shared
+
+
 # --- same counts as the whole model -----------------------------------------------------------
 
 

@@ -60,7 +60,7 @@ def load_arrays(ds: Dataset, prep: Preprocessing, cache_dir=None, memory_gb=None
     bound = half_the_ram_gb() if memory_gb is None else memory_gb
     if need <= bound * 2**30:
         skipped = list(checked.skipped)
-        images = np.empty((n, prep.crop, prep.crop, 3), np.float32)
+        images = _aligned_empty((n, prep.crop, prep.crop, 3))
         labels, rows = _fill(images, checked, prep, batch_size, skip_bad, skipped)
         report_skipped(skipped)
         return images[:rows], labels
@@ -71,6 +71,18 @@ def load_arrays(ds: Dataset, prep: Preprocessing, cache_dir=None, memory_gb=None
             "give a cache folder (--cache-dir) for a memory-mapped copy on disk, or raise --memory-gb",
         )
     return _cached_arrays(ds, checked, prep, Path(cache_dir), skip_bad, cache_gb, batch_size)
+
+
+def _aligned_empty(shape, dtype=np.float32, alignment: int = 64) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data start on an `alignment`-byte
+    boundary. NumPy guarantees 16 bytes; TensorFlow computes on a batch in place only
+    at 64 (`run.engine._batch_tensor`). A batch of 227 × 227 images keeps it where it
+    starts at a multiple of 16 images (every batch of 64)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(size + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start : start + size].view(dtype).reshape(shape)
 
 
 def _fill(images, ds, prep, batch_size, skip_bad, skipped):

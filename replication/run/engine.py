@@ -116,7 +116,34 @@ def _count(scores_of, batches) -> tuple[Fraction, Fraction]:
 def _image_batches(images, labels, start, stop, batch_size):
     for s in range(start, stop, batch_size):
         e = min(s + batch_size, stop)
-        yield (images[s:e],), labels[s:e]
+        yield (_batch_tensor(images[s:e]),), labels[s:e]
+
+
+def _batch_tensor(values):
+    """A batch of images as a tensor. On a host without GPUs, a writeable, C-contiguous
+    float32 array whose data are aligned as TensorFlow's CPU kernels require
+    (`data.load_arrays` allocates its images so) is shared, not copied: the copy is a
+    pass over the batch's memory that the network then waits for (docs/performance.md).
+    Anything else is copied, as `tf.convert_to_tensor` does; a tensor is returned as it is.
+    TensorFlow never writes into a tensor that is still referenced, so the array is not
+    changed."""
+    if isinstance(values, tf.Tensor):
+        return values
+    if (_share_host_arrays() and isinstance(values, np.ndarray) and values.dtype == np.float32 and values.size
+            and values.flags.c_contiguous and values.flags.writeable and values.ctypes.data % _ALIGNMENT == 0):
+        # NumPy exports no read-only array (a memory-mapped image cache) through DLPack.
+        return tf.experimental.dlpack.from_dlpack(values.__dlpack__())
+    return tf.convert_to_tensor(values)
+
+
+_ALIGNMENT = 64  # bytes: the most Eigen, and so TensorFlow's CPU kernels, assume of a tensor
+
+
+@functools.cache
+def _share_host_arrays() -> bool:
+    # With a GPU, a batch made a tensor by copying is placed on the GPU, and a cached one
+    # stays there; a shared one would stay on the host and cross for every trial.
+    return not tf.config.list_logical_devices("GPU")
 
 
 # --- the uncached modes ------------------------------------------------------------------------
@@ -213,7 +240,7 @@ class _OptimisedStream:
         if not self.stages:
             return 0
         stage = self.stages[0]
-        first = tf.convert_to_tensor(np.asarray(images[:batch_size]))
+        first = _batch_tensor(images[:batch_size])
         stage.make.trace()  # outside the measurement
         stage.suffix.trace()
 
@@ -319,7 +346,7 @@ def _run_stage(stage, drawer, depth, draws_bytes, cache, images, labels, start, 
             # Held as tensors even where the frontier is the images themselves: on a GPU
             # they then stay in its memory instead of being copied there for every trial.
             batches = _image_batches(images, labels, start, stop, batch_size)
-            cache = [(stage.make(*map(tf.convert_to_tensor, values)) if b or start or stage.primed is None
+            cache = [(stage.make(*values) if b or start or stage.primed is None
                       else stage.primed, y) for b, (values, y) in enumerate(batches)]
             stage.primed = None
         outputs = None
