@@ -21,7 +21,7 @@ Usage:
     python benchmarks/sweep_speed.py --models alexnet --layers conv_2,dense_1 --limit 200
     python benchmarks/sweep_speed.py --check-dense-batching
     python benchmarks/sweep_speed.py --host-work [--models alexnet] [--gpu-gmacs 15000]
-    python benchmarks/sweep_speed.py --sweep [--sweeps "dense_1;conv_2,dense_1"] [--limit N | --images N]
+    python benchmarks/sweep_speed.py --sweep [--sweeps "dense_1;conv_2,dense_1"] [--limit N | --images N] [--repeats N]
     python benchmarks/sweep_speed.py --sweep --sweeps dense_1 --images 50000 --no-separate --memory-gb 4 --cache-dir DIR
     python benchmarks/sweep_speed.py --memory [--bounds 2,4,8] [--images 2600]
 
@@ -46,7 +46,9 @@ it runs on N links to the shared images (as --memory does), to show how the swee
 costs (tracing, the first batch's set-up) shrink against the floor as N grows. At a paper
 scale give --cache-dir (the decoded images are memory-mapped from it when they exceed
 --memory-gb) and --no-separate (the separate way takes longer than the sweep); the whole
-model's rate is timed on the whole batches within the first RATE_IMAGES images.
+model's rate is timed on the whole batches within the first RATE_IMAGES images. With
+--repeats N each sweep is timed N times, each in a process of its own with a rate
+process after it, and the summary gives the median ratio and the range.
 
 --memory runs one conv_2 sweep (the baseline and one trial) per --memory-gb bound, each in
 its own process, on a validation set of --images links to the shared images (image i is
@@ -347,8 +349,9 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         # One pass of the whole model (the first layer's prefix, shared, and the baseline's
         # suffix) and each trial's suffix.
         floor_macs = (macs["<whole model>"] + sum(macs[n] for n in names) * per_layer) * images
-        runs, ratio = {}, {}
-        for way in ("sweep",) if args.no_separate else ("sweep", "separate"):
+        runs, ratio, repeated, counts = {}, {}, [], []
+        ways = ["sweep"] * args.repeats + ([] if args.no_separate else ["separate"])
+        for way in ways:
             run = runs[way] = run_worker(way, model_arg, weights, args)
             rates.append(whole_model_rate(macs, images, run_worker("rate", model_arg, weights, args)))
             own = run["in_process"]
@@ -361,6 +364,9 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
             floor["suffixes at their rates"] = floor["in process"] + per_layer * sum(
                 own["suffix_pass_seconds"][n] - macs[n] * images / own_rate for n in names)
             ratio[way] = {k: run["seconds"] / v for k, v in floor.items()}
+            if way == "sweep":
+                repeated.append(ratio[way])
+            counts.append(run["counts"])
             c = run["counters"]
             passes = c.get("prefix_passes", 0) + c.get("whole_model_passes", 0)
             suffix_rates = ", ".join(f"{n} {macs[n] * images / own['suffix_pass_seconds'][n] / 1e9:.1f}" for n in names)
@@ -373,19 +379,24 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
                   f"{c.get('prefix_passes', 0):g} for {len(names)} cut(s), whole model "
                   f"{c.get('whole_model_passes', 0):g}); draws {c.get('draws', 0):g} for {trials} trials; peak anonymous "
                   f"{run['peak_anonymous_gb']:.2f} GB", flush=True)
-        if "separate" in runs:
-            same = runs["sweep"]["counts"] == runs["separate"]["counts"]
+        if len(counts) > 1:  # every timed run of this grid, the separate way's and the repeats'
+            same = all(other == counts[0] for other in counts[1:])
             if not same:
-                print("counts differ:", [(a, b) for a, b in zip(runs["sweep"]["counts"], runs["separate"]["counts"])
-                                         if a != b][:3], flush=True)
-            print(f"alexnet {layers:15s} counts identical: {'yes' if same else 'NO'}", flush=True)
+                print("counts differ:", [(a, b) for other in counts[1:] for a, b in zip(counts[0], other) if a != b][:3],
+                      flush=True)
+            print(f"alexnet {layers:15s} counts identical: {'yes' if same else 'NO'} ({len(counts)} runs)", flush=True)
+        if "separate" in runs:
             against = (f", separate/floor = {ratio['separate']['neighbours']:.2f}, sweep/separate = "
                        f"{runs['sweep']['seconds'] / runs['separate']['seconds']:.2f}")
         else:
-            against = " (the separate way not run: counts not compared)"
+            against = " (the separate way not run: counts not compared with it)"
         c = runs["sweep"]["counters"]
-        mine = ratio["sweep"]
-        summary.append(f"alexnet {layers}: sweep/floor = {mine['neighbours']:.2f} (in its own process "
+        # With --repeats, the median of each floor's ratios over the sweep's processes: on a
+        # shared host one process's speed can differ from its neighbours' by 10%.
+        mine = {k: float(np.median([r[k] for r in repeated])) for k in repeated[0]}
+        spread = (f" (median of {len(repeated)} sweeps, {min(r['neighbours'] for r in repeated):.2f}–"
+                  f"{max(r['neighbours'] for r in repeated):.2f})" if len(repeated) > 1 else "")
+        summary.append(f"alexnet {layers}: sweep/floor = {mine['neighbours']:.2f}{spread} (in its own process "
                        f"{mine['in process']:.2f}, with the suffixes at their rates {mine['suffixes at their rates']:.2f})"
                        f"{against}, prefix passes = "
                        f"{c.get('prefix_passes', 0) + c.get('whole_model_passes', 0):g} for {len(names)} cut(s)")
@@ -661,6 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only time whole sweeps (run_sweep: baseline + trials) against their floor")
     parser.add_argument("--sweeps", default="dense_1;conv_2,dense_1",
                         help="for --sweep: the layers of each sweep, sweeps separated by ';'")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="for --sweep: time each sweep this many times, each in a process of its own between "
+                             "two rate processes, and summarise by the median ratio")
     parser.add_argument("--no-separate", action="store_true",
                         help="for --sweep: time run_sweep alone, not also the separate way (whose run is also "
                              "the check that the counts are the same)")
@@ -703,6 +717,8 @@ def main(argv=None) -> int:
         host_work(args)
         return 0
     if args.sweep:
+        if args.repeats < 1:
+            raise ReplicationError(None, f"--repeats must be at least 1, not {args.repeats}")
         with tempfile.TemporaryDirectory() as folder:
             print("\n".join(sweep_benchmark(Path(folder), args)))
         return 0
