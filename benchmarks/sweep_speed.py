@@ -323,8 +323,9 @@ def weight_groups_of(model):
 
 
 def sweep_benchmark(folder: Path, args) -> list[str]:
-    """Per --sweeps entry: run_sweep and (unless --no-separate) the separate way, each in its
-    own process, against the floor; returns one summary line per sweep."""
+    """Per --sweeps entry: run_sweep (--repeats times) and, unless --no-separate, the
+    separate way, each in its own process followed by a rate process, against the floor;
+    returns one summary line per sweep, with the median of the repeats."""
     model_arg, weights = prepare_weights("alexnet", folder)
     if args.images:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -349,7 +350,7 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
         # One pass of the whole model (the first layer's prefix, shared, and the baseline's
         # suffix) and each trial's suffix.
         floor_macs = (macs["<whole model>"] + sum(macs[n] for n in names) * per_layer) * images
-        runs, ratio, repeated, counts = {}, {}, [], []
+        runs, ratio, repeated, counts, sweep_seconds = {}, {}, [], [], []
         ways = ["sweep"] * args.repeats + ([] if args.no_separate else ["separate"])
         for way in ways:
             run = runs[way] = run_worker(way, model_arg, weights, args)
@@ -366,6 +367,7 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
             ratio[way] = {k: run["seconds"] / v for k, v in floor.items()}
             if way == "sweep":
                 repeated.append(ratio[way])
+                sweep_seconds.append(run["seconds"])
             counts.append(run["counts"])
             c = run["counters"]
             passes = c.get("prefix_passes", 0) + c.get("whole_model_passes", 0)
@@ -387,12 +389,13 @@ def sweep_benchmark(folder: Path, args) -> list[str]:
             print(f"alexnet {layers:15s} counts identical: {'yes' if same else 'NO'} ({len(counts)} runs)", flush=True)
         if "separate" in runs:
             against = (f", separate/floor = {ratio['separate']['neighbours']:.2f}, sweep/separate = "
-                       f"{runs['sweep']['seconds'] / runs['separate']['seconds']:.2f}")
+                       f"{float(np.median(sweep_seconds)) / runs['separate']['seconds']:.2f}"
+                       f"{' (the median sweep)' if len(sweep_seconds) > 1 else ''}")
         else:
             against = " (the separate way not run: counts not compared with it)"
         c = runs["sweep"]["counters"]
         # With --repeats, the median of each floor's ratios over the sweep's processes: on a
-        # shared host one process's speed can differ from its neighbours' by 10%.
+        # shared host one process's speed can differ from its neighbours'.
         mine = {k: float(np.median([r[k] for r in repeated])) for k in repeated[0]}
         spread = (f" (median of {len(repeated)} sweeps, {min(r['neighbours'] for r in repeated):.2f}–"
                   f"{max(r['neighbours'] for r in repeated):.2f})" if len(repeated) > 1 else "")

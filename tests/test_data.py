@@ -9,6 +9,7 @@ import scipy.io
 from PIL import Image
 
 from replication import data
+from replication.data.cache import ALIGNMENT
 from replication.errors import ReplicationError
 
 N_DECODED = 24  # images decoded by the preprocessing tests: enough to vary, quick to decode
@@ -388,7 +389,7 @@ def test_missing_image_found_after_listing_is_named(damaged):
 def test_load_arrays_in_memory_equals_the_pipeline(few):
     images, labels = data.load_arrays(few, PIXEL, memory_gb=1)
     assert type(images) is np.ndarray
-    assert images.ctypes.data % 64 == 0  # so that TensorFlow computes on its batches in place
+    assert images.ctypes.data % ALIGNMENT == 0  # so that TensorFlow takes its batches without a copy
     expected_images, expected_labels = decoded(few, PIXEL)
     assert np.array_equal(images, expected_images) and np.array_equal(labels, expected_labels)
 

@@ -14,6 +14,7 @@ import pytest
 from replication import data
 from replication.caffe.convert import convert_caffemodel
 from replication.caffe.hdf5 import CaffeBlobs
+from replication.data.cache import ALIGNMENT, _aligned_empty
 from replication.models.alexnet import build_alexnet
 from replication.models.groups import group_layers, weight_groups
 from replication.models.registry import create_model
@@ -144,13 +145,14 @@ def test_logits_through_a_fire_module_cut_match_the_whole_model(squeezenet, vali
 
 def test_an_aligned_batch_is_shared_with_tensorflow_and_never_written(images):
     """load_arrays aligns its images so that a batch reaches TensorFlow without a copy; the
-    network's ops then read the array itself and must not write into it. Unaligned and
-    read-only batches are copied; either way the tensor holds the same values."""
+    network's ops then read the array itself and must not write into it. Read-only,
+    float64, unaligned and strided batches are copied; either way the tensor holds the same
+    values."""
     if not engine._share_host_arrays():
         pytest.skip("with a GPU, batches are copied to it, not shared")
     import tensorflow as tf
 
-    assert images.ctypes.data % 64 == 0
+    assert images.ctypes.data % ALIGNMENT == 0
     batch = images[:16]
     before = batch.copy()
     shared = engine._batch_tensor(batch)
@@ -162,9 +164,14 @@ def test_an_aligned_batch_is_shared_with_tensorflow_and_never_written(images):
     np.testing.assert_array_equal(out.numpy(), np.maximum(before * 2.0 - 1.0, 0.0))
     np.testing.assert_array_equal(eager.numpy(), out.numpy())
 
-    read_only = images[:16].copy()
-    read_only.setflags(write=False)
-    for other in (images[1:9], read_only, images[:16].astype(np.float64)):  # 227 x 227 x 3 x 4 bytes: not aligned
+    read_only = images[:16].view()
+    read_only.flags.writeable = False
+    float64 = _aligned_empty((16, *images.shape[1:]), np.float64)
+    float64[...] = images[:16]
+    unaligned = images[1:9]  # an image is 227 x 227 x 3 x 4 bytes, 44 more than a multiple of 64
+    strided = images[:16, ::2]
+    for other in (read_only, float64, unaligned, strided):
+        assert other.ctypes.data % ALIGNMENT == (0 if other is not unaligned else 44)
         copied = engine._batch_tensor(other)
         assert not np.shares_memory(np.asarray(copied), other)
         np.testing.assert_array_equal(copied.numpy(), other)

@@ -73,15 +73,18 @@ def load_arrays(ds: Dataset, prep: Preprocessing, cache_dir=None, memory_gb=None
     return _cached_arrays(ds, checked, prep, Path(cache_dir), skip_bad, cache_gb, batch_size)
 
 
-def _aligned_empty(shape, dtype=np.float32, alignment: int = 64) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data start on an `alignment`-byte
-    boundary. NumPy guarantees 16 bytes; TensorFlow computes on a batch in place only
-    at 64 (`run.engine._batch_tensor`). A batch of 227 × 227 images keeps it where it
-    starts at a multiple of 16 images (every batch of 64)."""
+ALIGNMENT = 64  # bytes: the most Eigen, and so TensorFlow's CPU kernels, assume of a tensor's data
+
+
+def _aligned_empty(shape, dtype=np.float32) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data start on an `ALIGNMENT`-byte
+    boundary (NumPy's allocator gives 16), so that TensorFlow can take its batches
+    without copying them (`run.engine._batch_tensor`). A batch of 227 × 227 images stays
+    aligned where it starts at a multiple of 16 images (every batch of 64)."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(size + alignment, np.uint8)
-    start = -raw.ctypes.data % alignment
+    raw = np.empty(size + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
     return raw[start : start + size].view(dtype).reshape(shape)
 
 

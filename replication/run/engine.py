@@ -40,6 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from replication.data.cache import ALIGNMENT
 from replication.machine import half_the_ram_gb
 from replication.models.groups import group_layers
 from replication.perturb.apply import perturbed, trial_edits
@@ -130,13 +131,10 @@ def _batch_tensor(values):
     if isinstance(values, tf.Tensor):
         return values
     if (_share_host_arrays() and isinstance(values, np.ndarray) and values.dtype == np.float32 and values.size
-            and values.flags.c_contiguous and values.flags.writeable and values.ctypes.data % _ALIGNMENT == 0):
+            and values.flags.c_contiguous and values.flags.writeable and values.ctypes.data % ALIGNMENT == 0):
         # NumPy exports no read-only array (a memory-mapped image cache) through DLPack.
         return tf.experimental.dlpack.from_dlpack(values.__dlpack__())
     return tf.convert_to_tensor(values)
-
-
-_ALIGNMENT = 64  # bytes: the most Eigen, and so TensorFlow's CPU kernels, assume of a tensor
 
 
 @functools.cache
@@ -345,9 +343,12 @@ def _run_stage(stage, drawer, depth, draws_bytes, cache, images, labels, start, 
         else:
             # Held as tensors even where the frontier is the images themselves: on a GPU
             # they then stay in its memory instead of being copied there for every trial.
-            batches = _image_batches(images, labels, start, stop, batch_size)
-            cache = [(stage.make(*values) if b or start or stage.primed is None
-                      else stage.primed, y) for b, (values, y) in enumerate(batches)]
+            # The first batch's cache was made while measuring memory: its images are
+            # not made a tensor again.
+            primed = stage.primed is not None and not start
+            cache = [(stage.primed, labels[start : min(start + batch_size, stop)])] if primed else []
+            cache += [(stage.make(*values), y) for values, y
+                      in _image_batches(images, labels, start + batch_size if primed else start, stop, batch_size)]
             stage.primed = None
         outputs = None
         if stage.output is not None:
