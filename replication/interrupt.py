@@ -21,11 +21,23 @@ class Terminated(KeyboardInterrupt):
     for Ctrl-C runs for it too."""
 
 
+_received = threading.Event()
+
+
 def _raise_terminated(signum, frame):
     # A second SIGTERM during the clean-up is ignored: the scheduler's SIGKILL follows anyway,
     # and an exception raised inside a `finally` could leave a temporary behind.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _received.set()
     raise Terminated(f"received signal {signum}")
+
+
+def termination_received() -> bool:
+    """Whether SIGTERM arrived within the current `handle_termination` block. `Terminated`
+    is raised wherever the main thread is, and code that it interrupts can turn it into
+    another exception (TensorFlow's tracing does: an AssertionError); the process was
+    terminated all the same."""
+    return _received.is_set()
 
 
 @contextlib.contextmanager
@@ -43,6 +55,7 @@ def handle_termination():
     if previous is signal.SIG_IGN:
         yield
         return
+    _received.clear()
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from replication.errors import ReplicationError
-from replication.interrupt import Terminated, exit_status, handle_termination
+from replication.interrupt import EXIT_TERMINATED, Terminated, exit_status, handle_termination, termination_received
 from replication.paths import DEFAULT_MEAN_FILE
 
 
@@ -34,18 +34,23 @@ def run_cli(main, argv=None) -> int:
     try:
         with handle_termination():
             return main(argv) or 0
-    except ReplicationError as err:
-        print(f"error: {one_line(str(err), argv)}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (`interrupt.Terminated`)
         print("terminated" if isinstance(interrupt, Terminated) else "interrupted", file=sys.stderr)
         return exit_status(interrupt)
     except SystemExit as exit_:  # argparse: --help (0), or an option refused when parsed (2)
         return exit_.code if isinstance(exit_.code, int) else 2
+    except Exception as err:
+        if termination_received():  # `Terminated`, turned into another exception on its way out
+            print("terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+        if isinstance(err, ReplicationError):
+            print(f"error: {one_line(str(err), argv)}", file=sys.stderr)
+            return 2
+        if isinstance(err, OSError):
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+            return 2
+        raise
 
 
 @contextlib.contextmanager
