@@ -51,11 +51,11 @@ def handle_termination():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _received.clear()  # a SIGTERM noted in an earlier block is not this one's
     previous = signal.getsignal(signal.SIGTERM)
     if previous is signal.SIG_IGN:
         yield
         return
-    _received.clear()
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
