@@ -9,7 +9,7 @@ import scipy.io
 from PIL import Image
 
 from replication import data
-from replication.data.cache import ALIGNMENT
+from replication.arrays import ALIGNMENT
 from replication.errors import ReplicationError
 
 N_DECODED = 24  # images decoded by the preprocessing tests: enough to vary, quick to decode

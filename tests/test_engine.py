@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from replication import data
+from replication.arrays import ALIGNMENT, aligned_empty
 from replication.caffe.convert import convert_caffemodel
 from replication.caffe.hdf5 import CaffeBlobs
-from replication.data.cache import ALIGNMENT, _aligned_empty
 from replication.models.alexnet import build_alexnet
 from replication.models.groups import group_layers, weight_groups
 from replication.models.registry import create_model
@@ -22,7 +22,7 @@ from replication.models.synthetic import synthetic_alexnet_net
 from replication.models.weights import keras_arrays
 from replication.perturb import SEMANTICS, Trial, gaussian, perturbation_names, perturbed
 from replication.perturb.edits import Zero
-from replication.run import engine
+from replication.run import engine, host
 from replication.run.resident import ResidentGroup
 from replication.run.scoring import scores_model
 
@@ -148,14 +148,14 @@ def test_an_aligned_batch_is_shared_with_tensorflow_and_never_written(images):
     network's ops then read the array itself and must not write into it. Read-only,
     float64, unaligned and strided batches are copied; either way the tensor holds the same
     values."""
-    if not engine._share_host_arrays():
+    if not host.share_host_arrays():
         pytest.skip("with a GPU, batches are copied to it, not shared")
     import tensorflow as tf
 
     assert images.ctypes.data % ALIGNMENT == 0
     batch = images[:16]
     before = batch.copy()
-    shared = engine._batch_tensor(batch)
+    shared = host.to_tensor(batch)
     assert np.shares_memory(np.asarray(shared), batch)
     # Elementwise ops are those that may reuse an input's buffer for their output.
     out = tf.function(lambda x: tf.nn.relu(x * 2.0 - 1.0))(shared)
@@ -166,16 +166,61 @@ def test_an_aligned_batch_is_shared_with_tensorflow_and_never_written(images):
 
     read_only = images[:16].view()
     read_only.flags.writeable = False
-    float64 = _aligned_empty((16, *images.shape[1:]), np.float64)
+    float64 = aligned_empty((16, *images.shape[1:]), np.float64)
     float64[...] = images[:16]
     unaligned = images[1:9]  # an image is 227 x 227 x 3 x 4 bytes, 44 more than a multiple of 64
     strided = images[:16, ::2]
     for other in (read_only, float64, unaligned, strided):
         assert other.ctypes.data % ALIGNMENT == (0 if other is not unaligned else 44)
-        copied = engine._batch_tensor(other)
+        copied = host.to_tensor(other)
         assert not np.shares_memory(np.asarray(copied), other)
         np.testing.assert_array_equal(copied.numpy(), other)
-    assert engine._batch_tensor(shared) is shared
+    assert host.to_tensor(shared) is shared
+
+
+def test_drawn_masks_and_new_values_reach_tensorflow_without_a_copy(alexnet, monkeypatch):
+    """The layer-sized masks (synapse knockout, node knockout's under "authors_code") and
+    Gaussian noise's new values are drawn into aligned arrays, so on a host without GPUs
+    `applied` shares them with TensorFlow instead of copying them; applying and restoring
+    writes into neither the edits nor the originals, also when the variable is updated in
+    place within the block."""
+    if not host.share_host_arrays():
+        pytest.skip("with a GPU, edits are copied to it, not shared")
+    import tensorflow as tf
+
+    from replication.run import resident as resident_module
+
+    handed = []  # (array, whether its tensor shares its memory), for every array `applied` hands over
+
+    def spy(values):
+        tensor = host.to_tensor(values)
+        handed.append((values, np.shares_memory(np.asarray(tensor), values)))
+        return tensor
+
+    monkeypatch.setattr(resident_module, "to_tensor", spy)
+    group = weight_groups(alexnet)["dense_2"]
+    kernel = alexnet.get_layer("dense_2").kernel
+    for semantics, kind, repeat in [("paper", "synapse", 0), ("paper", "synapse", 1), ("authors_code", "node", 0),
+                                    ("paper", "gaussian", 0), ("paper", "gaussian", 1)]:
+        resident = ResidentGroup(alexnet, group, MODEL_ID, semantics)
+        with resident.held():
+            clean = originals_bytes(resident)
+            edits = resident.draw(Trial("dense_2", kind, 0.5, repeat))
+            kept = [e.where.copy() if isinstance(e, Zero) else e.copy() for e in edits]
+            handed.clear()
+            with resident.applied(edits):
+                if kind == "gaussian":
+                    np.testing.assert_array_equal(kernel.numpy(), edits[0])
+                else:
+                    expected = np.where(edits[0].where, np.float32(0), resident.originals[0][0])
+                    np.testing.assert_array_equal(kernel.numpy(), expected)
+                kernel.assign_add(tf.ones_like(kernel))  # an update in place writes the variable, not the edit
+            big = [(values, shared) for values, shared in handed if values.size == kernel.shape.num_elements()]
+            assert len(big) == 1 and big[0][1], (semantics, kind, "the kernel's edit was copied")
+            assert big[0][0].ctypes.data % ALIGNMENT == 0
+            for edit, before in zip(edits, kept):
+                np.testing.assert_array_equal(edit.where if isinstance(edit, Zero) else edit, before)
+            assert originals_bytes(resident) == clean
 
 
 # --- same counts as the whole model -----------------------------------------------------------

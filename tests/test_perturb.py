@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from replication.arrays import ALIGNMENT
 from replication.errors import ReplicationError
 from replication.models.groups import WeightGroup, set_weight_groups, weight_groups
 from replication.perturb import (
@@ -22,6 +23,7 @@ from replication.perturb import (
     trial_seed,
 )
 from replication.perturb.edits import Zero, check_edit, materialize
+from replication.perturb.gaussian import population_std
 from replication.perturb.knockout import chw_rows_in_hwc
 
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.57, 0.9, 1.0)
@@ -113,6 +115,7 @@ def test_knockout_count_is_floor_without_float_artefacts():
 def test_random_subset_mask_has_exactly_k(n, k):
     mask = random_subset_mask(n, k, np.random.default_rng(n + k))
     assert mask.shape == (n,) and mask.dtype == bool and int(mask.sum()) == k
+    assert n == 0 or mask.ctypes.data % ALIGNMENT == 0  # so that the engine hands it to TensorFlow as it is
 
 
 def _subset_mask_in_one_piece(n, k, rng):
@@ -320,6 +323,27 @@ def test_gaussian_noise_has_mean_zero_and_sd_k_sigma_of_the_whole_group():
         bias_noise = np.concatenate([b1.astype(np.float64) - b0 for (_, b0), (_, b1) in zip(halves, after)])
         assert abs(bias_noise.std() / (k * sigma_b) - 1) < 0.2  # only 128 draws
         assert abs(bias_noise.mean()) < 4 * k * sigma_b / math.sqrt(bias_noise.size)
+
+
+def test_gaussian_noise_is_the_one_piece_draw_in_an_aligned_array():
+    """The noise is drawn into an aligned buffer (for the engine to share with TensorFlow):
+    the same numbers, bit for bit, as drawing them all at once, and the generator goes on
+    as it would."""
+    rng = np.random.default_rng(5)
+    group = [[nonzero(rng, (3, 3, 4, 8)), nonzero(rng, (8,))], [nonzero(rng, (3, 3, 4, 8)), nonzero(rng, (8,))]]
+    ours, reference = np.random.default_rng(11), np.random.default_rng(11)
+    after = perturb_arrays(group, "gaussian", 0.7, ours)
+    for part in (0, 1):  # W of both members first, then b
+        arrays = [member[part] for member in group]
+        sigma = population_std(arrays)
+        noise = reference.standard_normal(sum(a.size for a in arrays), dtype=np.float32) * np.float32(0.7 * sigma)
+        expected = np.concatenate([a.ravel() for a in arrays]) + noise
+        np.testing.assert_array_equal(np.concatenate([member[part].ravel() for member in after]), expected)
+    assert ours.random() == reference.random()
+    # Aligned for the engine to share with TensorFlow; NumPy alone aligns one array in four.
+    for seed, shape in enumerate([(5, 16), (3, 3, 4, 16), (1000, 16), (4096, 1000)]):
+        noisy = perturb_arrays([[nonzero(rng, shape)]], "gaussian", 0.5, np.random.default_rng(seed))[0][0]
+        assert noisy.ctypes.data % ALIGNMENT == 0, shape
 
 
 def test_gaussian_level_zero_leaves_every_bit_unchanged():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from replication.arrays import aligned_empty
 from replication.data.checks import check_images, report_skipped
 from replication.data.layouts import Dataset
 from replication.data.pipeline import batches
@@ -60,7 +61,7 @@ def load_arrays(ds: Dataset, prep: Preprocessing, cache_dir=None, memory_gb=None
     bound = half_the_ram_gb() if memory_gb is None else memory_gb
     if need <= bound * 2**30:
         skipped = list(checked.skipped)
-        images = _aligned_empty((n, prep.crop, prep.crop, 3))
+        images = aligned_empty((n, prep.crop, prep.crop, 3))
         labels, rows = _fill(images, checked, prep, batch_size, skip_bad, skipped)
         report_skipped(skipped)
         return images[:rows], labels
@@ -71,21 +72,6 @@ def load_arrays(ds: Dataset, prep: Preprocessing, cache_dir=None, memory_gb=None
             "give a cache folder (--cache-dir) for a memory-mapped copy on disk, or raise --memory-gb",
         )
     return _cached_arrays(ds, checked, prep, Path(cache_dir), skip_bad, cache_gb, batch_size)
-
-
-ALIGNMENT = 64  # bytes: the most Eigen, and so TensorFlow's CPU kernels, assume of a tensor's data
-
-
-def _aligned_empty(shape, dtype=np.float32) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data start on an `ALIGNMENT`-byte
-    boundary (NumPy's allocator gives 16), so that TensorFlow can take its batches
-    without copying them (`run.engine._batch_tensor`). A batch of 227 × 227 images stays
-    aligned where it starts at a multiple of 16 images (every batch of 64)."""
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(size + ALIGNMENT, np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start : start + size].view(dtype).reshape(shape)
 
 
 def _fill(images, ds, prep, batch_size, skip_bad, skipped):

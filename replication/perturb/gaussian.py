@@ -9,6 +9,7 @@ import weakref
 
 import numpy as np
 
+from replication.arrays import aligned_empty
 from replication.perturb.knockout import kernels_and_biases, reassemble
 from replication.perturb.registry import register_perturbation
 
@@ -26,7 +27,9 @@ def _add_noise(arrays, level, rng):
     if level == 0 or not arrays:
         # x + 0.0 is not bit-identical for x = -0.0; level 0 must be the unperturbed net.
         return [a.copy() for a in arrays]
-    noise = rng.standard_normal(sum(a.size for a in arrays), dtype=np.float32)
+    # Aligned, so that the engine can hand the noisy weights to TensorFlow as they are;
+    # the generator fills `out` with the numbers it would return.
+    noise = rng.standard_normal(dtype=np.float32, out=aligned_empty(sum(a.size for a in arrays), np.float32))
     noise *= np.float32(level * population_std(arrays))
     out, start = [], 0
     for a in arrays:

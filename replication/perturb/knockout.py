@@ -26,6 +26,7 @@ which decides both.
 
 import numpy as np
 
+from replication.arrays import aligned_empty
 from replication.perturb.edits import Zero
 from replication.perturb.registry import check_semantics, register_perturbation
 from replication.perturb.trials import knockout_count
@@ -47,7 +48,7 @@ def random_subset_mask(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     """
     if not 0 <= k <= n:
         raise ValueError(f"cannot choose {k} of {n}")
-    mask = np.empty(n, dtype=bool)
+    mask = aligned_empty(n, bool)  # the engine can then hand it to TensorFlow as it is
     if n == 0:
         return mask
     threshold = np.float32(k / n)
@@ -181,7 +182,7 @@ def node_knockout(originals, level, rng, semantics="paper", group=None):
                 rows = np.asarray(row_order)[rows]
             row_mask = np.zeros(w.shape[0], dtype=bool)
             row_mask[rows] = True
-            where = row_mask[:, None] | unit_mask[None, :]
+            where = np.logical_or(row_mask[:, None], unit_mask[None, :], out=aligned_empty(w.shape, bool))
         kernels.append(Zero(where))
         if len(arrays) == 2:
             biases.append(Zero(unit_mask.copy()))

@@ -5,6 +5,7 @@ graph    where a layer starts to matter in the Keras graph (the one user of Kera
 costs    multiply-adds per image of a model and of each layer's trials
 engine   every trial of a sweep, fast and exact (prefix cache, memory bound, device streams)
 resident a layer's originals kept on the device; trials drawn on the host, applied and undone there
+host     host arrays into TensorFlow: shared where TensorFlow sees no GPU, copied otherwise
 devices  which devices run the trial streams: GPUs, or cpu:N logical devices
 precision  float32 exactly (TF32 off), or bfloat16 / float16 / tf32 on request
 table    the resumable, fsynced results table (needs neither TensorFlow nor pandas)

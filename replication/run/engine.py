@@ -40,12 +40,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from replication.data.cache import ALIGNMENT
 from replication.machine import half_the_ram_gb
 from replication.models.groups import group_layers
 from replication.perturb.apply import perturbed, trial_edits
 from replication.perturb.edits import zeroed_units as edits_zeroed_units
 from replication.run.graph import bytes_per_image, computable_from, cut_after_output_layer, cut_before
+from replication.run.host import to_tensor
 from replication.run.memory import MARGIN_BYTES, anonymous_bytes, batch_working_bytes, return_freed_memory
 from replication.run.resident import ResidentGroup
 from replication.run.scoring import scores_model, topk_correct
@@ -117,31 +117,7 @@ def _count(scores_of, batches) -> tuple[Fraction, Fraction]:
 def _image_batches(images, labels, start, stop, batch_size):
     for s in range(start, stop, batch_size):
         e = min(s + batch_size, stop)
-        yield (_batch_tensor(images[s:e]),), labels[s:e]
-
-
-def _batch_tensor(values):
-    """A batch of images as a tensor. On a host without GPUs, a writeable, C-contiguous
-    float32 array whose data are aligned as TensorFlow's CPU kernels require
-    (`data.load_arrays` allocates its images so) is shared, not copied: the copy is a
-    pass over the batch's memory that the network then waits for (docs/performance.md).
-    Anything else is copied, as `tf.convert_to_tensor` does; a tensor is returned as it is.
-    TensorFlow never writes into a tensor that is still referenced, so the array is not
-    changed."""
-    if isinstance(values, tf.Tensor):
-        return values
-    if (_share_host_arrays() and isinstance(values, np.ndarray) and values.dtype == np.float32 and values.size
-            and values.flags.c_contiguous and values.flags.writeable and values.ctypes.data % ALIGNMENT == 0):
-        # NumPy exports no read-only array (a memory-mapped image cache) through DLPack.
-        return tf.experimental.dlpack.from_dlpack(values.__dlpack__())
-    return tf.convert_to_tensor(values)
-
-
-@functools.cache
-def _share_host_arrays() -> bool:
-    # With a GPU, a batch made a tensor by copying is placed on the GPU, and a cached one
-    # stays there; a shared one would stay on the host and cross for every trial.
-    return not tf.config.list_logical_devices("GPU")
+        yield (to_tensor(images[s:e]),), labels[s:e]
 
 
 # --- the uncached modes ------------------------------------------------------------------------
@@ -238,7 +214,7 @@ class _OptimisedStream:
         if not self.stages:
             return 0
         stage = self.stages[0]
-        first = _batch_tensor(images[:batch_size])
+        first = to_tensor(images[:batch_size])
         stage.make.trace()  # outside the measurement
         stage.suffix.trace()
 

@@ -11,7 +11,9 @@ and the weights themselves for Gaussian noise's σ), and per trial
   draws and so the same bits as `perturbed`); the knockouts' edits are masks
   (`perturb.edits.Zero`), one byte per entry or one flag per unit;
 - applies them on the device (`applied`): a mask selects between the resident original and
-  0.0, so only the mask crosses to the device; new values (Gaussian noise) are copied in;
+  0.0, so only the mask crosses to the device; new values (Gaussian noise) are copied in.
+  On a host without GPUs the layer-sized ones are not copied either: the draws allocate
+  them aligned, and TensorFlow takes them as they are (`host.to_tensor`);
 - puts the originals back from the snapshot, bit-exactly, also after a raise.
 
 `draw` touches no TensorFlow state, so the engine runs it for the next trial on a host
@@ -28,6 +30,7 @@ from replication.perturb.apply import trial_edits
 from replication.perturb.edits import Zero, zeroed_units
 from replication.perturb.gaussian import unchanging
 from replication.perturb.trials import Trial
+from replication.run.host import to_tensor
 
 
 class ResidentGroup:
@@ -92,13 +95,17 @@ class ResidentGroup:
     @contextlib.contextmanager
     def applied(self, edits: list):
         """Run the block with `edits` (from `draw`) in the model's variables; the originals
-        are put back from the resident copies afterwards, also when the block raises."""
+        are put back from the resident copies afterwards, also when the block raises.
+
+        On a host without GPUs new values (Gaussian noise) are shared, not copied
+        (`host.to_tensor`): within the block they are the variables' contents, so they
+        must not be changed until it ends."""
         try:
             for variable, original, edit in zip(self.variables, self.resident, edits):
                 if isinstance(edit, Zero):
-                    variable.assign(tf.where(tf.convert_to_tensor(edit.where), tf.zeros((), original.dtype), original))
+                    variable.assign(tf.where(to_tensor(edit.where), tf.zeros((), original.dtype), original))
                 else:
-                    variable.assign(tf.convert_to_tensor(edit))
+                    variable.assign(to_tensor(edit))
             yield
         finally:
             for variable, original in zip(self.variables, self.resident):
