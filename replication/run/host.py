@@ -41,7 +41,7 @@ def to_tensor(values):
 @functools.cache
 def share_host_arrays() -> bool:
     """Whether `to_tensor` shares arrays: only where TensorFlow sees no GPU (a GPU host that
-    runs its streams on `cpu:N` devices copies too). With a GPU, an
-    array made a tensor by copying is placed on the GPU, and a cached one stays there; a
-    shared one would stay on the host and cross for every trial."""
+    runs its streams on `cpu:N` devices copies too). With a GPU, an array made a tensor by
+    copying is placed on the GPU, and a cached one stays there; a shared one would stay on
+    the host and cross for every trial."""
     return not tf.config.list_logical_devices("GPU")
